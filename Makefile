@@ -1,0 +1,150 @@
+# cloudeye — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+export FLASK_APP := cloudeye.py
+
+COMPOSE ?= docker compose
+STAGING := $(COMPOSE) -f compose.yaml -f compose.staging.yaml
+# Long-running services; `migrate` runs on its own before them (see `up`).
+SERVICES := mysql redis api sync nginx
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## create the virtualenv with everything installed
+
+# --- development without Docker ---------------------------------------------------------------------------
+.PHONY: run
+run: venv ## run cloudeye on http://127.0.0.1:$(PORT) (SQLite under ./data, no Redis needed)
+	PORT=$(PORT) VENV=$(VENV) scripts/run-local.sh
+
+.PHONY: makemigrations
+makemigrations: venv ## new migration from the models: make makemigrations m="what changed"
+	@test -n "$(m)" || { echo 'usage: make makemigrations m="what changed"'; exit 2; }
+	$(VENV)/bin/flask db migrate -m "$(m)"
+
+.PHONY: test
+test: venv ## run the whole test suite, stack tests included (starts MariaDB and Redis, installs nginx when needed)
+	scripts/ensure-services.sh
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	@echo "=== API and service tests again on SQLite, the embedded default of make run"
+	CLOUDEYE_TEST_BACKEND=sqlite $(VENV)/bin/pytest tests/api tests/services --deselect tests/api/test_fuzz.py $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: venv ## ruff, and hadolint on the Dockerfiles
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint Dockerfile nginx/Dockerfile
+
+.PHONY: bench
+bench: venv ## run every benchmark in bench/ (each prints its own ratios; installs wrk and mysqlclient)
+	scripts/ensure-services.sh
+	VENV=$(VENV) scripts/ensure-bench-tools.sh
+	@set -e; for script in bench/bench_*.py; do \
+		[ -f "$$script" ] || continue; \
+		echo "=== $$script"; $(PY) "$$script"; \
+	done
+
+# --- Docker Compose -----------------------------------------------------------------------------------------
+.PHONY: env
+env: ## write .env from .env.example with generated secrets (never overwrites an existing .env)
+	scripts/make-env.sh
+
+.env:
+	scripts/make-env.sh
+
+.PHONY: build
+build: .env ## build the images (cloudeye, cloudeye-nginx)
+	$(COMPOSE) build
+
+.PHONY: up
+up: .env ## build, migrate, then start everything and wait until every service is healthy
+	$(COMPOSE) build
+	$(COMPOSE) up -d --wait mysql redis
+	$(COMPOSE) run --rm migrate
+	$(COMPOSE) up -d --wait --no-deps api sync nginx
+
+.PHONY: migrate
+migrate: .env ## run the migrate job (flask db upgrade + admin bootstrap) against the compose database
+	$(COMPOSE) run --rm migrate
+
+.PHONY: down
+down: ## stop and remove the containers (volumes are kept)
+	$(COMPOSE) down
+
+.PHONY: logs
+logs: ## follow the logs of every service (make logs s=api for one)
+	$(COMPOSE) logs -f --tail=200 $(s)
+
+.PHONY: ps
+ps: ## list the services and their health
+	$(COMPOSE) ps
+
+.PHONY: shell
+shell: ## a flask shell in the api container (the app, its config and the database)
+	$(COMPOSE) exec api flask shell
+
+.PHONY: nginx-reload
+nginx-reload: ## re-read nginx's configuration (after editing nginx/access/deny.conf)
+	$(COMPOSE) exec nginx nginx -s reload
+
+# --- staging (compose.staging.yaml: released images by tag, TLS, limits) -------------------------------------
+.PHONY: staging-pull
+staging-pull: ## pull the images of CLOUDEYE_TAG
+	$(STAGING) pull
+
+.PHONY: staging-migrate
+staging-migrate: ## run the migrate job of CLOUDEYE_TAG
+	$(STAGING) up -d --wait mysql redis
+	$(STAGING) run --rm migrate
+
+.PHONY: staging-up
+staging-up: staging-pull staging-migrate ## pull CLOUDEYE_TAG, migrate, start everything (no build) and wait until healthy
+	$(STAGING) up -d --wait --no-build --no-deps api sync nginx
+
+.PHONY: staging-down
+staging-down: ## stop staging (volumes are kept)
+	$(STAGING) down
+
+.PHONY: staging-ps
+staging-ps: ## staging's services and their health
+	$(STAGING) ps
+
+.PHONY: staging-logs
+staging-logs: ## follow staging's logs (make staging-logs s=api for one)
+	$(STAGING) logs -f --tail=200 $(s)
+
+# --- the production topology without Docker (supervisor) ---------------------------------------------------
+.PHONY: stack
+stack: venv ## supervisor: nginx on 127.0.0.1:$${STACK_PORT:-8080}, gunicorn, sync, on this host's MariaDB and Redis
+	scripts/ensure-services.sh
+	scripts/stack-up.sh
+
+.PHONY: stack-down
+stack-down: ## stop what `make stack` started
+	scripts/stack-down.sh
+
+.PHONY: stack-status
+stack-status: ## the stack's programs
+	scripts/stack-ctl.sh status
+
+.PHONY: stack-reload-nginx
+stack-reload-nginx: ## re-render and reload the stack's nginx (after editing nginx/access/deny.conf)
+	scripts/stack-ctl.sh reload-nginx
+
+.PHONY: stack-clean
+stack-clean: stack-down ## stop the stack and delete .stack/ (logs, data, generated secrets)
+	rm -rf .stack

@@ -1,0 +1,57 @@
+# shellcheck shell=bash
+# Settings and helpers shared by scripts/stack-up.sh, stack-down.sh and stack-ctl.sh (`make stack*`).
+# Sourced, not executed. Every STACK_* variable can be set in the environment; see .env.example.
+
+CLOUDEYE_HOME=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STACK_DIR=${STACK_DIR:-$CLOUDEYE_HOME/.stack}
+mkdir -p "$STACK_DIR"
+STACK_DIR=$(cd "$STACK_DIR" && pwd)
+STACK_ENV_FILE=$STACK_DIR/stack.env
+SUPERVISOR_CONF=$CLOUDEYE_HOME/deploy/supervisor/supervisord.conf
+# nginx and mariadb live in sbin on Debian; supervisord looks `nginx` up in this PATH.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+stack_log() { echo "[stack] $*"; }
+stack_die() {
+	echo "[stack] error: $*" >&2
+	exit 1
+}
+
+# A secret kept in the stack directory: read it when it exists, generate it once otherwise.
+stack_secret() {
+	local file=$STACK_DIR/$1
+	if [ ! -s "$file" ]; then
+		(umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(32))' >"$file")
+	fi
+	cat "$file"
+}
+
+stack_load_env() {
+	[ -f "$STACK_ENV_FILE" ] || stack_die "no stack in $STACK_DIR (run make stack)"
+	# shellcheck disable=SC1090
+	source "$STACK_ENV_FILE"
+}
+
+stack_supervisord_pid() {
+	local pidfile=${CLOUDEYE_RUN_DIR:-$STACK_DIR/run}/supervisord.pid pid
+	[ -f "$pidfile" ] || return 1
+	pid=$(cat "$pidfile")
+	kill -0 "$pid" 2>/dev/null || return 1
+	echo "$pid"
+}
+
+stack_ctl() { "$CLOUDEYE_VENV/bin/supervisorctl" -c "$SUPERVISOR_CONF" "$@"; }
+
+stack_render_nginx() {
+	NGINX_OUT_DIR=$CLOUDEYE_RUN_DIR/nginx \
+		NGINX_LISTEN=$STACK_BIND:$STACK_PORT \
+		NGINX_UPSTREAM=$STACK_BIND:$STACK_API_PORT \
+		NGINX_PID=$CLOUDEYE_RUN_DIR/nginx/nginx.pid \
+		NGINX_TEMP_DIR=$CLOUDEYE_RUN_DIR/nginx/tmp \
+		NGINX_ACCESS_LOGS=$LOG_DIR/nginx-access.log \
+		NGINX_ERROR_LOGS=$LOG_DIR/nginx-error.log \
+		sh "$CLOUDEYE_HOME/nginx/render.sh" >/dev/null
+}
+
+# 0 when something accepts connections on HOST PORT.
+stack_port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }

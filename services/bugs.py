@@ -1,0 +1,118 @@
+"""Findings and import history: reading them, and triage by people (PATCH).
+
+Visibility follows the site (services.sites): a finding of an invisible site is missing (404), and
+changing one needs write access to its site (403 otherwise). Imports live in services/imports.py.
+"""
+
+import logging
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import defer
+
+from services.errors import NotFound
+from services.extensions import db
+from services.models import SEVERITY_RANK, BugImport, Finding, User
+from services.sites import get_site, invalidate_site, visible_site_ids
+
+log = logging.getLogger(__name__)
+
+# Every order ends with the id so that pages never overlap. severity_rank, last_seen_at and id orders
+# are served by indexes; first_seen_at has none of its own and is sorted within the filtered rows.
+SORTS = {
+    "severity": (Finding.severity_rank.asc(), Finding.id.asc()),
+    "-severity": (Finding.severity_rank.desc(), Finding.id.desc()),
+    "last_seen_at": (Finding.last_seen_at.asc(), Finding.id.asc()),
+    "-last_seen_at": (Finding.last_seen_at.desc(), Finding.id.desc()),
+    "first_seen_at": (Finding.first_seen_at.asc(), Finding.id.asc()),
+    "-first_seen_at": (Finding.first_seen_at.desc(), Finding.id.desc()),
+    "id": (Finding.id.asc(),),
+    "-id": (Finding.id.desc(),),
+}
+DEFAULT_SORT = "-severity"
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _visible(query: sa.Select, column, user: User, site_id: int | None) -> sa.Select:
+    if site_id is not None:
+        get_site(user, site_id)  # 404 when the caller may not see it
+        return query.where(column == site_id)
+    if user.is_admin:
+        return query
+    return query.where(column.in_(visible_site_ids(user)))
+
+
+def list_findings(
+    user: User,
+    site_id: int | None = None,
+    severity: list[str] | None = None,
+    status: list[str] | None = None,
+    scanner: str | None = None,
+    q: str | None = None,
+    sort: str = DEFAULT_SORT,
+) -> sa.Select:
+    # Long text columns are left out of lists; GET /bugs/{id} has them.
+    query = sa.select(Finding).options(defer(Finding.description), defer(Finding.evidence))
+    query = _visible(query, Finding.site_id, user, site_id)
+    if severity:
+        # On the rank, which the (site_id, status, severity_rank) and (severity_rank) indexes hold.
+        query = query.where(Finding.severity_rank.in_(sorted({SEVERITY_RANK[name] for name in severity})))
+    if status:
+        query = query.where(Finding.status.in_(status))
+    if scanner:
+        query = query.where(Finding.scanner == scanner)
+    if q:
+        like = f"%{_escape_like(q)}%"
+        query = query.where(
+            sa.or_(Finding.title.like(like, escape="\\"), Finding.location.like(like, escape="\\"))
+        )
+    return query.order_by(*SORTS[sort])
+
+
+def get_finding(user: User, finding_id: int, write: bool = False) -> Finding:
+    finding = db.session.get(Finding, finding_id)
+    if finding is None:
+        raise NotFound(f"finding {finding_id} not found")
+    try:
+        get_site(user, finding.site_id, write=write)
+    except NotFound:
+        raise NotFound(f"finding {finding_id} not found") from None
+    return finding
+
+
+def update_finding(user: User, finding_id: int, changes: dict) -> Finding:
+    """Triage: any status may follow any other (people correct each other). `fixed_at` is set when a
+    finding becomes fixed and cleared when it leaves that state."""
+    finding = get_finding(user, finding_id, write=True)
+    new_status = changes.get("status", finding.status)
+    if new_status != finding.status:
+        if new_status == "fixed":
+            finding.fixed_at = datetime.now(UTC)
+        elif finding.status == "fixed":
+            finding.fixed_at = None
+        log.info("finding %s: %s -> %s by user %s", finding.id, finding.status, new_status, user.id)
+        finding.status = new_status
+    if "note" in changes:
+        finding.note = changes["note"]
+    db.session.commit()
+    invalidate_site(finding.site_id)
+    return finding
+
+
+def list_imports(user: User, site_id: int | None = None) -> sa.Select:
+    query = _visible(sa.select(BugImport), BugImport.site_id, user, site_id)
+    return query.order_by(BugImport.created_at.desc(), BugImport.id.desc())
+
+
+def get_import(user: User, import_id: int) -> BugImport:
+    record = db.session.get(BugImport, import_id)
+    if record is None:
+        raise NotFound(f"import {import_id} not found")
+    try:
+        get_site(user, record.site_id)
+    except NotFound:
+        raise NotFound(f"import {import_id} not found") from None
+    return record

@@ -1,0 +1,59 @@
+"""CLI commands, grouped per topic: `flask user create`, `flask user bootstrap-admin`, `flask setup`."""
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from services import users
+from services.errors import DomainError
+from services.models import ROLES
+
+user_cli = AppGroup("user", help="Manage users.")
+
+
+@user_cli.command("create")
+@click.option("--username", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--role", type=click.Choice(ROLES), default="viewer", show_default=True)
+@click.option("--email", default=None)
+def create_user_command(username, password, role, email):
+    """Create a user."""
+    if len(password) < 8:
+        raise click.BadParameter("at least 8 characters", param_hint="--password")
+    try:
+        user = users.create_user(username, password, role=role, email=email)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"created user {user.username} (id {user.id}, role {user.role})")
+
+
+@user_cli.command("bootstrap-admin")
+def bootstrap_admin_command():
+    """Create the admin named by CLOUDEYE_ADMIN_USERNAME/PASSWORD if it does not exist yet."""
+    config = current_app.config
+    if not config.get("ADMIN_USERNAME") or not config.get("ADMIN_PASSWORD"):
+        click.echo("CLOUDEYE_ADMIN_USERNAME/CLOUDEYE_ADMIN_PASSWORD not set: no admin bootstrapped")
+        return
+    user = users.bootstrap_admin(
+        config["ADMIN_USERNAME"], config["ADMIN_PASSWORD"], config.get("ADMIN_EMAIL")
+    )
+    if user is None:
+        click.echo(f"admin {config['ADMIN_USERNAME']!r} already exists")
+    else:
+        click.echo(f"admin {user.username!r} created (id {user.id})")
+
+
+@click.command("setup")
+def setup_command():
+    """Migrate the database to head, then bootstrap the admin: the `migrate` job."""
+    from flask_migrate import upgrade
+
+    upgrade()
+    ctx = click.get_current_context()
+    ctx.invoke(bootstrap_admin_command)
+    click.echo("setup complete")
+
+
+def init_app(app):
+    app.cli.add_command(user_cli)
+    app.cli.add_command(setup_command)

@@ -1,0 +1,412 @@
+"""Importing scanner reports: parse, deduplicate, apply the re-import rules, record the import.
+
+Rules (DESIGN.md "bug"): a finding not seen before is created; one seen again that is open or confirmed
+stays as it is (its `last_seen_at` moves); one that was fixed is reopened; false_positive and
+accepted_risk are never touched by an import; with `close_missing`, the open/confirmed findings of the
+site and scanner that the report no longer lists become fixed.
+
+Built for size: the report is parsed as a stream and handled in batches of BATCH_SIZE distinct findings:
+one SELECT looks the batch's dedup keys up, one multi-row INSERT writes its new findings, one UPDATE per
+outcome (seen, reopened) touches the known ones. Every finding seen by an import gets the import's
+timestamp in `last_seen_at`, so closing the missing ones is a single set-based UPDATE at the end.
+Everything happens in one transaction: a report that turns out malformed halfway changes nothing.
+"""
+
+import contextlib
+import functools
+import hashlib
+import io
+import logging
+import os
+import time
+from collections.abc import Iterable
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask import current_app, has_app_context
+
+from services.errors import Conflict, DomainError, Invalid
+from services.extensions import db
+from services.models import (
+    ACTIVE_STATUSES,
+    SEVERITIES,
+    SEVERITY_RANK,
+    TRIAGED_STATUSES,
+    BugImport,
+    Finding,
+)
+from services.models.base import utcnow
+from services.parsers.base import ParsedFinding, ReportError, normalise_severity
+from services.parsers.detect import HEAD_BYTES, open_report
+from services.sites import invalidate_site
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 1000  # dedup keys per lookup, rows per INSERT/UPDATE
+PROGRESS_EVERY = 10_000
+LOCK_TIMEOUT_S = 120
+# Column sizes (characters) from services/models/bug.py; a scanner's longer text is cut, never refused.
+LIMITS = {
+    "scanner": 32,
+    "rule_id": 255,
+    "title": 500,
+    "host": 255,
+    "path": 1024,
+    "param": 255,
+    "location": 2048,
+    "cwe": 64,
+    "evidence": 16_000,  # TEXT holds 64 KB: 16k characters of up to 4 bytes
+    "description": 1_000_000,
+    "reference": 2048,
+}
+MAX_REFERENCES = 50
+
+
+class ReportTooLarge(DomainError):
+    status = 413
+    title = "Payload Too Large"
+
+
+def import_report(
+    site,
+    stream,
+    *,
+    format=None,
+    close_missing=False,
+    user_id=None,
+    source="api",
+    filename=None,
+) -> BugImport:
+    """Import one report (a binary file object) into `site`, in one transaction, and commit.
+
+    Raises Invalid (422) when the report is malformed or not of the format given, ReportTooLarge (413)
+    beyond MAX_REPORT_BYTES; in both cases after rolling back, so nothing has changed.
+    """
+    started = time.monotonic()
+    site_id = site.id
+    limit = current_app.config.get("MAX_REPORT_BYTES") if has_app_context() else None
+    raw = _ReportBytes(stream, limit)
+    reader = io.BufferedReader(raw, buffer_size=HEAD_BYTES)
+    with _import_lock(site_id):
+        try:
+            info, findings = open_report(reader, format)
+            record = BugImport(
+                site_id=site_id,
+                user_id=user_id,
+                source=source,
+                format=info.format,
+                scanner=info.format,  # the real names are known once the report has been read
+                filename=_filename(filename),
+                close_missing=bool(close_missing),
+            )
+            db.session.add(record)
+            db.session.flush()
+            sync = FindingSync(site_id, import_id=record.id, label=f"import {record.id}")
+            for finding in findings:
+                sync.add(finding)
+            sync.flush()
+            while reader.read(HEAD_BYTES):  # the hash covers every byte, even after the last finding
+                pass
+            if close_missing:
+                for scanner in info.scanners:
+                    sync.close_missing(scanner)
+            counts = sync.counts()
+            record.scanner = ",".join(info.scanners)[: LIMITS["scanner"]] or info.format
+            record.file_sha256 = raw.sha256.hexdigest()
+            record.findings_in_report = sync.distinct
+            record.created = counts["created"]
+            record.reopened = counts["reopened"]
+            record.unchanged = counts["unchanged"]
+            record.closed = counts["closed"]
+            record.duration_ms = round((time.monotonic() - started) * 1000, 1)
+            db.session.commit()
+        except ReportError as exc:
+            db.session.rollback()
+            log.warning("report refused for site %s (%s, %s): %s", site_id, source, filename, exc)
+            raise Invalid(f"the report cannot be imported: {exc}", errors={"file": [str(exc)]}) from None
+        except sa.exc.IntegrityError:
+            db.session.rollback()
+            raise Conflict("the site's findings changed during the import; try again") from None
+        except BaseException:
+            db.session.rollback()
+            raise
+    invalidate_site(site_id)
+    log.info(
+        "import %s site=%s format=%s scanner=%s source=%s file=%s: %d findings "
+        "(created=%d reopened=%d unchanged=%d closed=%d) in %.0f ms, %d bytes",
+        record.id,
+        site_id,
+        record.format,
+        record.scanner,
+        source,
+        record.filename,
+        record.findings_in_report,
+        record.created,
+        record.reopened,
+        record.unchanged,
+        record.closed,
+        record.duration_ms,
+        raw.size,
+    )
+    return record
+
+
+def sync_findings(site_id, scanner, findings, *, close_missing, import_id=None) -> dict:
+    """Apply the dedup and re-import rules to `findings` (ParsedFinding of one `scanner`) on a site.
+
+    Does not commit: the caller owns the transaction. Returns {"created","reopened","unchanged","closed"}.
+    """
+    sync = FindingSync(site_id, import_id=import_id, label=f"{scanner} findings")
+    for finding in findings:
+        if finding.scanner != scanner:
+            raise ValueError(f"a {finding.scanner} finding was given to sync_findings for {scanner}")
+        sync.add(finding)
+    sync.flush()
+    if close_missing:
+        sync.close_missing(scanner)
+    return sync.counts()
+
+
+class FindingSync:
+    """The rules applied batch by batch. One instance per import; one timestamp marks what it saw."""
+
+    def __init__(self, site_id: int, import_id: int | None = None, label: str = "import"):
+        self.site_id = site_id
+        self.import_id = import_id
+        self.label = label
+        self.now: datetime = utcnow()
+        self.created = self.reopened = self.unchanged = self.closed = 0
+        self.processed = 0
+        self._seen: set[str] = set()
+        self._pending: dict[str, ParsedFinding] = {}
+
+    @property
+    def distinct(self) -> int:
+        return len(self._seen)
+
+    def counts(self) -> dict:
+        return {
+            "created": self.created,
+            "reopened": self.reopened,
+            "unchanged": self.unchanged,
+            "closed": self.closed,
+        }
+
+    def add(self, finding: ParsedFinding) -> None:
+        self.processed += 1
+        if self.processed % PROGRESS_EVERY == 0:
+            log.info("%s on site %s: %d findings read", self.label, self.site_id, self.processed)
+        key = finding.dedup_key()
+        if key in self._seen:
+            return  # the same finding twice in one report (nuclei repeats a hit per matcher run)
+        self._seen.add(key)
+        self._pending[key] = finding
+        if len(self._pending) >= BATCH_SIZE:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, {}
+        rows = db.session.execute(
+            sa.select(Finding.id, Finding.dedup_key, Finding.status).where(
+                Finding.site_id == self.site_id, Finding.dedup_key.in_(list(batch))
+            )
+        ).all()
+        known = {row.dedup_key: row for row in rows}
+        new, seen, fixed = [], [], []
+        for key, finding in batch.items():
+            row = known.get(key)
+            if row is None:
+                new.append(self._new_row(key, finding))
+            elif row.status in ACTIVE_STATUSES:
+                seen.append(row.id)
+            elif row.status == "fixed":
+                fixed.append(row.id)
+            elif row.status in TRIAGED_STATUSES:
+                self.unchanged += 1  # triaged by a person: the import leaves it exactly as it is
+        if new:
+            _bulk_insert(new)
+            self.created += len(new)
+        # The status conditions are re-checked by the UPDATE itself, so a finding triaged meanwhile by
+        # a PATCH (READ COMMITTED: the UPDATE sees it) is left alone.
+        if seen:
+            self.unchanged += self._update(
+                seen, ACTIVE_STATUSES, last_seen_at=self.now, last_import_id=self.import_id
+            )
+        if fixed:
+            self.reopened += self._update(
+                fixed,
+                ("fixed",),
+                status="open",
+                fixed_at=None,
+                last_seen_at=self.now,
+                last_import_id=self.import_id,
+            )
+
+    def _update(self, ids: list[int], statuses: Iterable[str], **values) -> int:
+        result = db.session.execute(
+            sa.update(Finding.__table__)
+            .where(Finding.id.in_(ids), Finding.status.in_(statuses))
+            .values(updated_at=self.now, **values)
+        )
+        return result.rowcount
+
+    def close_missing(self, scanner: str) -> int:
+        """Fix the site's open/confirmed findings of `scanner` that this import did not see."""
+        result = db.session.execute(
+            sa.update(Finding.__table__)
+            .where(
+                Finding.site_id == self.site_id,
+                Finding.scanner == scanner[: LIMITS["scanner"]],
+                Finding.status.in_(ACTIVE_STATUSES),
+                Finding.last_seen_at != self.now,
+            )
+            .values(status="fixed", fixed_at=self.now, updated_at=self.now)
+        )
+        self.closed += result.rowcount
+        return result.rowcount
+
+    def _new_row(self, key: str, finding: ParsedFinding) -> dict:
+        severity = (
+            finding.severity if finding.severity in SEVERITIES else normalise_severity(finding.severity)
+        )
+        rule_id = _clean(finding.rule_id, LIMITS["rule_id"]) or "unknown"
+        return {
+            "site_id": self.site_id,
+            "scanner": finding.scanner[: LIMITS["scanner"]],
+            "dedup_key": key,
+            "rule_id": rule_id,
+            "title": _clean(finding.title, LIMITS["title"]) or rule_id,
+            "severity": severity,
+            "severity_rank": SEVERITY_RANK[severity],
+            "status": "open",
+            "host": _clean(finding.host, LIMITS["host"]) or "",
+            "path": _clean(finding.path, LIMITS["path"]) or "",
+            "param": _clean(finding.param, LIMITS["param"]) or "",
+            "location": _clean(finding.location, LIMITS["location"]) or "",
+            "description": _clean(finding.description, LIMITS["description"]),
+            "cwe": _clean(finding.cwe, LIMITS["cwe"]),
+            "references": [
+                _clean(ref, LIMITS["reference"]) for ref in finding.references[:MAX_REFERENCES] if ref
+            ],
+            "evidence": _clean(finding.evidence, LIMITS["evidence"]),
+            "note": None,
+            "first_seen_at": self.now,
+            "last_seen_at": self.now,
+            "fixed_at": None,
+            "last_import_id": self.import_id,
+            "created_at": self.now,
+            "updated_at": self.now,
+        }
+
+
+def _bulk_insert(rows: list[dict]) -> None:
+    """Insert finding rows with one driver-level executemany (a multi-row INSERT on MySQL).
+
+    The statement is built once and the values go through the columns' own bind processors, which is
+    what SQLAlchemy's executemany does too, minus its per-row parameter bookkeeping (about a third of
+    the insert time for 100k rows).
+    """
+    connection = db.session.connection()
+    writer = _row_writer(connection.dialect)
+    if writer is None:
+        db.session.execute(sa.insert(Finding.__table__), rows)
+        return
+    statement, columns = writer
+    connection.exec_driver_sql(
+        statement,
+        [tuple(process(row[name]) if process else row[name] for name, process in columns) for row in rows],
+    )
+
+
+@functools.cache
+def _row_writer(dialect) -> tuple[str, list] | None:
+    placeholder = {"format": "%s", "pyformat": "%s", "qmark": "?"}.get(dialect.paramstyle)
+    if placeholder is None:
+        return None
+    quote = dialect.identifier_preparer.quote
+    table = Finding.__table__
+    columns = [
+        (column.name, column.type.bind_processor(dialect)) for column in table.columns if column.name != "id"
+    ]
+    statement = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name, _ in columns)}) "
+        f"VALUES ({', '.join([placeholder] * len(columns))})"
+    )
+    return statement, columns
+
+
+def _clean(value, limit: int) -> str | None:
+    """Text the database stores as given: cut to the column, no NUL, no lone surrogates."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if len(text) > limit:
+        text = text[:limit]
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def _filename(name: str | None) -> str | None:
+    if not name:
+        return None
+    base = os.path.basename(name.replace("\\", "/"))
+    return _clean(base, 255) or None
+
+
+class _ReportBytes(io.RawIOBase):
+    """The uploaded bytes as they are read: counted (MAX_REPORT_BYTES) and hashed (file_sha256)."""
+
+    def __init__(self, stream, limit: int | None):
+        self._stream = stream
+        self._limit = limit
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._stream.read(len(buffer))
+        if not data:
+            return 0
+        if not isinstance(data, bytes | bytearray):
+            raise TypeError("import_report needs a binary stream")
+        size = len(data)
+        self.size += size
+        if self._limit and self.size > self._limit:
+            raise ReportTooLarge(f"the report is larger than the limit of {self._limit} bytes")
+        self.sha256.update(data)
+        buffer[:size] = data
+        return size
+
+
+@contextlib.contextmanager
+def _import_lock(site_id: int):
+    """One import at a time per site (MySQL named lock on its own connection; SQLite writes serialise).
+
+    A named lock rather than a row lock on the site: the worker keeps updating the site's row
+    (state, next check) while a long import runs.
+    """
+    engine = db.session.get_bind()
+    if engine.dialect.name != "mysql":
+        yield
+        return
+    digest = hashlib.sha1(f"{engine.url.database}:{site_id}".encode()).hexdigest()
+    name = f"cloudeye:import:{digest}"
+    with engine.connect() as connection:
+        got = connection.scalar(
+            sa.text("SELECT GET_LOCK(:name, :timeout)"), {"name": name, "timeout": LOCK_TIMEOUT_S}
+        )
+        if got != 1:
+            raise Conflict("another import into this site is still running; try again later")
+        try:
+            yield
+        finally:
+            connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})

@@ -1,0 +1,50 @@
+"""All models, importable from one place (and registered on the metadata for migrations)."""
+
+from services.models.bug import (
+    ACTIVE_STATUSES,
+    FINDING_STATUSES,
+    FORMATS,
+    SEVERITIES,
+    SEVERITY_RANK,
+    TRIAGED_STATUSES,
+    BugImport,
+    Finding,
+)
+from services.models.site import PERMISSIONS, SITE_STATES, Site, SiteMember
+from services.models.tamper import EVENT_STATUSES, TamperBaseline, TamperEvent
+from services.models.usability import (
+    CHECK_STATUSES,
+    FAILURE_KINDS,
+    Incident,
+    UsabilityCheck,
+    UsabilityRollup,
+)
+from services.models.user import ROLES, ApiToken, User
+from services.models.worker import WorkerHeartbeat
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "CHECK_STATUSES",
+    "EVENT_STATUSES",
+    "FAILURE_KINDS",
+    "FINDING_STATUSES",
+    "FORMATS",
+    "PERMISSIONS",
+    "ROLES",
+    "SEVERITIES",
+    "SEVERITY_RANK",
+    "SITE_STATES",
+    "TRIAGED_STATUSES",
+    "ApiToken",
+    "BugImport",
+    "Finding",
+    "Incident",
+    "Site",
+    "SiteMember",
+    "TamperBaseline",
+    "TamperEvent",
+    "UsabilityCheck",
+    "UsabilityRollup",
+    "User",
+    "WorkerHeartbeat",
+]

@@ -1,0 +1,15 @@
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from services.extensions import db
+from services.models.base import UTCDateTime, utcnow
+
+
+class WorkerHeartbeat(db.Model):
+    """Liveness of sync workers when Redis is not configured (with Redis the heartbeat lives there)."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    beat_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+    info: Mapped[dict] = mapped_column(sa.JSON, default=dict)

@@ -1,0 +1,217 @@
+"""Sites, sharing and who may see or change what.
+
+Visibility: admins see every site; anybody else sees the sites they own and those shared with them.
+An invisible site is reported as missing (404), never as forbidden, so ids leak nothing.
+"""
+
+import ipaddress
+import logging
+import re
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from flask import current_app
+
+from services.cache import cache
+from services.errors import Conflict, Forbidden, Invalid, NotFound
+from services.extensions import db
+from services.models import Site, SiteMember, User
+
+log = logging.getLogger(__name__)
+STATUS_RANGE = re.compile(r"^\s*(\d{3})\s*(?:-\s*(\d{3})\s*)?$")
+WRITE_ROLES = ("admin", "operator")
+
+
+def parse_status_ranges(spec: str) -> list[tuple[int, int]]:
+    """'200-299, 301' -> [(200, 299), (301, 301)]; ValueError on anything else."""
+    ranges = []
+    for part in spec.split(","):
+        match = STATUS_RANGE.match(part)
+        if not match:
+            raise ValueError(f"{part.strip()!r} is not a status code or range like 200-399")
+        low = int(match.group(1))
+        high = int(match.group(2) or low)
+        if not (100 <= low <= high <= 599):
+            raise ValueError(f"{part.strip()!r} must be within 100-599, low before high")
+        ranges.append((low, high))
+    if not ranges:
+        raise ValueError("at least one status code or range is needed")
+    return ranges
+
+
+def status_accepted(spec: str, status: int) -> bool:
+    return any(low <= status <= high for low, high in parse_status_ranges(spec))
+
+
+def validate_target(url: str) -> None:
+    """http/https with a host; private addresses only when ALLOW_PRIVATE_TARGETS (the default)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Invalid("url must be an http or https URL with a host", errors={"url": ["http/https only"]})
+    if current_app.config.get("ALLOW_PRIVATE_TARGETS", True):
+        return
+    host = parts.hostname
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if host == "localhost" or host.endswith(".localhost"):
+            raise Invalid("private targets are disabled", errors={"url": ["private target"]}) from None
+        return
+    if address.is_private or address.is_loopback or address.is_link_local:
+        raise Invalid("private targets are disabled", errors={"url": ["private target"]})
+
+
+def visible_site_ids(user: User):
+    """A subquery of the site ids `user` may read."""
+    if user.is_admin:
+        return sa.select(Site.id)
+    shared = sa.select(SiteMember.site_id).where(SiteMember.user_id == user.id)
+    return sa.select(Site.id).where(sa.or_(Site.owner_id == user.id, Site.id.in_(shared)))
+
+
+def can_write(user: User, site: Site) -> bool:
+    if user.is_admin:
+        return True
+    if user.role != "operator":
+        return False
+    if site.owner_id == user.id:
+        return True
+    member = db.session.get(SiteMember, (site.id, user.id))
+    return member is not None and member.permission == "write"
+
+
+def _can_read(user: User, site: Site) -> bool:
+    if user.is_admin or site.owner_id == user.id:
+        return True
+    return db.session.get(SiteMember, (site.id, user.id)) is not None
+
+
+def get_site(user: User, site_id: int, write: bool = False) -> Site:
+    site = db.session.get(Site, site_id)
+    if site is None or not _can_read(user, site):
+        raise NotFound(f"site {site_id} not found")
+    if write and not can_write(user, site):
+        raise Forbidden("you may read this site but not change it")
+    return site
+
+
+def list_sites(user: User, q: str | None = None, state: str | None = None):
+    query = sa.select(Site).where(Site.id.in_(visible_site_ids(user)))
+    if q:
+        like = f"%{_escape_like(q)}%"
+        query = query.where(sa.or_(Site.name.like(like, escape="\\"), Site.url.like(like, escape="\\")))
+    if state:
+        query = query.where(Site.state == state)
+    return query.order_by(Site.id)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def create_site(user: User, data: dict) -> Site:
+    if user.role not in WRITE_ROLES:
+        raise Forbidden("viewers cannot create sites")
+    validate_target(data["url"])
+    site = Site(owner_id=user.id, **data)
+    site.next_check_at = datetime.now(UTC)
+    db.session.add(site)
+    db.session.commit()
+    log.info("site created: id=%s url=%s by user=%s", site.id, site.url, user.id)
+    return site
+
+
+def update_site(user: User, site_id: int, changes: dict) -> Site:
+    site = get_site(user, site_id, write=True)
+    if "url" in changes:
+        validate_target(changes["url"])
+    timeout = changes.get("timeout_s", site.timeout_s)
+    interval = changes.get("check_interval_s", site.check_interval_s)
+    if timeout > interval:
+        raise Invalid(
+            "timeout_s must not exceed check_interval_s", errors={"timeout_s": ["exceeds check_interval_s"]}
+        )
+    for field, value in changes.items():
+        setattr(site, field, value)
+    if "check_interval_s" in changes or changes.get("paused") is False:
+        site.next_check_at = datetime.now(UTC)
+    db.session.commit()
+    invalidate_site(site.id)
+    return site
+
+
+def delete_site(user: User, site_id: int) -> None:
+    site = get_site(user, site_id, write=True)
+    if not (user.is_admin or site.owner_id == user.id):
+        raise Forbidden("only the owner or an admin deletes a site")
+    db.session.delete(site)
+    db.session.commit()
+    invalidate_site(site_id)
+    log.info("site deleted: id=%s by user=%s", site_id, user.id)
+
+
+def request_check(user: User, site_id: int) -> Site:
+    """Ask the worker to check the site at once (it polls for due sites)."""
+    site = get_site(user, site_id, write=True)
+    now = datetime.now(UTC)
+    site.check_requested_at = now
+    site.next_check_at = now
+    db.session.commit()
+    return site
+
+
+def request_baseline(user: User, site_id: int) -> Site:
+    """Ask the worker to take the current page as the new tamper baseline on its next fetch."""
+    site = get_site(user, site_id, write=True)
+    if not site.tamper_enabled:
+        raise Conflict("tamper detection is not enabled for this site")
+    now = datetime.now(UTC)
+    site.baseline_requested_at = now
+    site.next_check_at = now
+    db.session.commit()
+    return site
+
+
+def _require_owner_or_admin(user: User, site: Site) -> None:
+    if not (user.is_admin or site.owner_id == user.id):
+        raise Forbidden("only the owner or an admin manages members")
+
+
+def list_members(user: User, site_id: int):
+    site = get_site(user, site_id)
+    return sa.select(SiteMember).where(SiteMember.site_id == site.id).order_by(SiteMember.user_id)
+
+
+def put_member(user: User, site_id: int, member_id: int, permission: str) -> tuple[SiteMember, bool]:
+    site = get_site(user, site_id)
+    _require_owner_or_admin(user, site)
+    target = db.session.get(User, member_id)
+    if target is None:
+        raise NotFound(f"user {member_id} not found")
+    if target.id == site.owner_id:
+        raise Invalid("the owner already has full access", errors={"user_id": ["is the owner"]})
+    member = db.session.get(SiteMember, (site.id, target.id))
+    created = member is None
+    if created:
+        member = SiteMember(site_id=site.id, user_id=target.id, permission=permission)
+        db.session.add(member)
+    else:
+        member.permission = permission
+    db.session.commit()
+    return member, created
+
+
+def delete_member(user: User, site_id: int, member_id: int) -> None:
+    site = get_site(user, site_id)
+    _require_owner_or_admin(user, site)
+    member = db.session.get(SiteMember, (site.id, member_id))
+    if member is None:
+        raise NotFound(f"user {member_id} is not a member of site {site_id}")
+    db.session.delete(member)
+    db.session.commit()
+
+
+def invalidate_site(site_id: int) -> None:
+    """Drop every cached read derived from this site; called after each write that changes them."""
+    cache.delete(cache.key("summary", site_id))

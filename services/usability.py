@@ -1,0 +1,317 @@
+"""Usability: recording check results (state machine, incidents, rollups) and reading them back.
+
+The sync worker calls `record_results`; the API reads through `list_checks`, `summary`, `list_incidents`.
+Uptime and average latency come from hourly rollups, so a summary reads at most 720 small rows whatever
+the history; p95 reads the last 24 hours of raw checks through the (site_id, checked_at) index.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, sqlite
+
+from services.cache import cache
+from services.extensions import db
+from services.models import Incident, Site, UsabilityCheck, UsabilityRollup, User
+from services.sites import get_site, invalidate_site, visible_site_ids
+
+log = logging.getLogger(__name__)
+UPTIME_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+
+
+@dataclass
+class CheckResult:
+    """What one probe found. `due_at` identifies the schedule slot it fulfils."""
+
+    site_id: int
+    due_at: datetime
+    checked_at: datetime
+    up: bool
+    http_status: int | None = None
+    response_ms: float | None = None
+    failure_kind: str | None = None
+    reason: str | None = None
+    tls_expires_at: datetime | None = None
+
+
+# --- writing ---------------------------------------------------------------------------------------
+
+
+def hour_start(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def day_start(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def record_results(results: list[CheckResult]) -> list[UsabilityCheck]:
+    """Store a batch of results with their state changes, incidents and rollups, in the caller's
+    transaction (the caller commits). A result whose (site, due_at) slot is already recorded — another
+    replica ran it — is skipped, so the batch never counts a slot twice."""
+    if not results:
+        return []
+    site_ids = {r.site_id for r in results}
+    sites = {
+        s.id: s for s in db.session.scalars(sa.select(Site).where(Site.id.in_(site_ids)).with_for_update())
+    }
+    taken = set(
+        db.session.execute(
+            sa.select(UsabilityCheck.site_id, UsabilityCheck.due_at).where(
+                UsabilityCheck.site_id.in_(site_ids),
+                UsabilityCheck.due_at.in_({r.due_at for r in results}),
+            )
+        ).all()
+    )
+    stored = []
+    for result in sorted(results, key=lambda r: r.checked_at):
+        site = sites.get(result.site_id)
+        if site is None or (result.site_id, result.due_at) in taken:
+            continue
+        taken.add((result.site_id, result.due_at))
+        check = UsabilityCheck(
+            site_id=result.site_id,
+            due_at=result.due_at,
+            checked_at=result.checked_at,
+            status="up" if result.up else "down",
+            http_status=result.http_status,
+            response_ms=result.response_ms,
+            failure_kind=None if result.up else (result.failure_kind or "other"),
+            reason=(result.reason or "")[:500] or None,
+            tls_expires_at=result.tls_expires_at,
+        )
+        db.session.add(check)
+        stored.append(check)
+        _apply_state(site, result)
+    db.session.flush()
+    _add_to_rollups(stored)
+    for site_id in site_ids:
+        invalidate_site(site_id)
+    return stored
+
+
+def _apply_state(site: Site, result: CheckResult) -> None:
+    """up -> up; failures -> pending until more than max_retries in a row, then down (incident opens)."""
+    site.last_checked_at = result.checked_at
+    if result.tls_expires_at is not None:
+        site.tls_expires_at = result.tls_expires_at
+    previous = site.state
+    if result.up:
+        site.consecutive_failures = 0
+        site.state = "up"
+        if previous == "down":
+            _close_incident(site.id, result.checked_at)
+        return
+    site.consecutive_failures += 1
+    if site.consecutive_failures > site.max_retries:
+        site.state = "down"
+        if previous != "down":
+            cause = f"{result.failure_kind or 'other'}: {result.reason or 'check failed'}"[:500]
+            db.session.add(Incident(site_id=site.id, started_at=result.checked_at, cause=cause))
+            log.warning("site %s is down: %s", site.id, cause)
+    else:
+        site.state = "pending"
+
+
+def _close_incident(site_id: int, ended_at: datetime) -> None:
+    incident = db.session.scalar(
+        sa.select(Incident)
+        .where(Incident.site_id == site_id, Incident.ended_at.is_(None))
+        .order_by(Incident.started_at.desc())
+        .limit(1)
+    )
+    if incident is not None:
+        incident.ended_at = ended_at
+        log.info("site %s is up again after %.0f s", site_id, incident.duration_s or 0)
+
+
+def _add_to_rollups(checks: list[UsabilityCheck]) -> None:
+    """Add the checks to their hourly and daily buckets with one upsert per bucket."""
+    buckets: dict[tuple, dict] = {}
+    for check in checks:
+        for period, start in (("hour", hour_start(check.checked_at)), ("day", day_start(check.checked_at))):
+            row = buckets.setdefault(
+                (check.site_id, period, start),
+                {
+                    "site_id": check.site_id,
+                    "period": period,
+                    "bucket_start": start,
+                    "checks_total": 0,
+                    "checks_up": 0,
+                    "latency_sum_ms": 0.0,
+                    "latency_count": 0,
+                    "latency_max_ms": 0.0,
+                },
+            )
+            row["checks_total"] += 1
+            if check.status == "up":
+                row["checks_up"] += 1
+                if check.response_ms is not None:
+                    row["latency_sum_ms"] += check.response_ms
+                    row["latency_count"] += 1
+                    row["latency_max_ms"] = max(row["latency_max_ms"], check.response_ms)
+    if not buckets:
+        return
+    rows = list(buckets.values())
+    table = UsabilityRollup.__table__
+    if db.engine.dialect.name == "mysql":
+        stmt = mysql.insert(table).values(rows)
+        new = stmt.inserted
+        stmt = stmt.on_duplicate_key_update(
+            checks_total=table.c.checks_total + new.checks_total,
+            checks_up=table.c.checks_up + new.checks_up,
+            latency_sum_ms=table.c.latency_sum_ms + new.latency_sum_ms,
+            latency_count=table.c.latency_count + new.latency_count,
+            latency_max_ms=sa.func.greatest(table.c.latency_max_ms, new.latency_max_ms),
+        )
+    else:
+        stmt = sqlite.insert(table).values(rows)
+        new = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["site_id", "period", "bucket_start"],
+            set_={
+                "checks_total": table.c.checks_total + new.checks_total,
+                "checks_up": table.c.checks_up + new.checks_up,
+                "latency_sum_ms": table.c.latency_sum_ms + new.latency_sum_ms,
+                "latency_count": table.c.latency_count + new.latency_count,
+                "latency_max_ms": sa.func.max(table.c.latency_max_ms, new.latency_max_ms),
+            },
+        )
+    db.session.execute(stmt)
+
+
+def delete_old_checks(retention_days: int, batch_size: int = 5000) -> int:
+    """Delete raw checks older than the retention in small batches (short locks); returns the count."""
+    cutoff = datetime.now(UTC) - timedelta(days=retention_days)
+    deleted = 0
+    while True:
+        ids = db.session.scalars(
+            sa.select(UsabilityCheck.id).where(UsabilityCheck.checked_at < cutoff).limit(batch_size)
+        ).all()
+        if not ids:
+            return deleted
+        db.session.execute(sa.delete(UsabilityCheck).where(UsabilityCheck.id.in_(ids)))
+        db.session.commit()
+        deleted += len(ids)
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+
+def list_checks(user: User, site_id=None, status=None, since=None, until=None) -> sa.Select:
+    query = sa.select(UsabilityCheck)
+    if site_id is not None:
+        get_site(user, site_id)
+        query = query.where(UsabilityCheck.site_id == site_id)
+    elif not user.is_admin:
+        query = query.where(UsabilityCheck.site_id.in_(visible_site_ids(user)))
+    if status:
+        query = query.where(UsabilityCheck.status == status)
+    if since:
+        query = query.where(UsabilityCheck.checked_at >= since)
+    if until:
+        query = query.where(UsabilityCheck.checked_at < until)
+    return query.order_by(UsabilityCheck.checked_at.desc(), UsabilityCheck.id.desc())
+
+
+def list_incidents(user: User, site_id=None, open_only: bool | None = None) -> sa.Select:
+    query = sa.select(Incident)
+    if site_id is not None:
+        get_site(user, site_id)
+        query = query.where(Incident.site_id == site_id)
+    elif not user.is_admin:
+        query = query.where(Incident.site_id.in_(visible_site_ids(user)))
+    if open_only is True:
+        query = query.where(Incident.ended_at.is_(None))
+    elif open_only is False:
+        query = query.where(Incident.ended_at.is_not(None))
+    return query.order_by(Incident.started_at.desc(), Incident.id.desc())
+
+
+def summary(user: User, site_id: int) -> dict:
+    site = get_site(user, site_id)  # access check on every call, even when cached
+    key = cache.key("summary", site.id)
+    cached = cache.get_json(key)
+    if cached is not None:
+        return cached
+    value = _compute_summary(site)
+    cache.set_json(key, value)
+    return value
+
+
+def _compute_summary(site: Site) -> dict:
+    now = datetime.now(UTC)
+    oldest = hour_start(now - UPTIME_WINDOWS["30d"])
+    rows = db.session.execute(
+        sa.select(
+            UsabilityRollup.bucket_start,
+            UsabilityRollup.checks_total,
+            UsabilityRollup.checks_up,
+            UsabilityRollup.latency_sum_ms,
+            UsabilityRollup.latency_count,
+        ).where(
+            UsabilityRollup.site_id == site.id,
+            UsabilityRollup.period == "hour",
+            UsabilityRollup.bucket_start >= oldest,
+        )
+    ).all()
+    uptime = {}
+    for name, span in UPTIME_WINDOWS.items():
+        start = hour_start(now - span)
+        total = sum(r.checks_total for r in rows if r.bucket_start >= start)
+        up = sum(r.checks_up for r in rows if r.bucket_start >= start)
+        uptime[name] = round(100.0 * up / total, 3) if total else None
+    day_start_ = hour_start(now - UPTIME_WINDOWS["24h"])
+    latency_sum = sum(r.latency_sum_ms for r in rows if r.bucket_start >= day_start_)
+    latency_count = sum(r.latency_count for r in rows if r.bucket_start >= day_start_)
+    open_incident = db.session.scalar(
+        sa.select(Incident)
+        .where(Incident.site_id == site.id, Incident.ended_at.is_(None))
+        .order_by(Incident.started_at.desc())
+        .limit(1)
+    )
+    return {
+        "site_id": site.id,
+        "state": site.state,
+        "uptime": uptime,
+        "latency_ms": {
+            "avg": round(latency_sum / latency_count, 2) if latency_count else None,
+            "p95": _p95_last_day(site.id, now),
+        },
+        "last_checked_at": _iso(site.last_checked_at),
+        "tls_expires_at": _iso(site.tls_expires_at),
+        "open_incident": None
+        if open_incident is None
+        else {
+            "id": open_incident.id,
+            "started_at": _iso(open_incident.started_at),
+            "cause": open_incident.cause,
+        },
+    }
+
+
+def _p95_last_day(site_id: int, now: datetime) -> float | None:
+    window = (
+        UsabilityCheck.site_id == site_id,
+        UsabilityCheck.checked_at >= now - UPTIME_WINDOWS["24h"],
+        UsabilityCheck.status == "up",
+        UsabilityCheck.response_ms.is_not(None),
+    )
+    count = db.session.scalar(sa.select(sa.func.count()).select_from(UsabilityCheck).where(*window))
+    if not count:
+        return None
+    offset = int(0.95 * (count - 1) + 0.5)  # nearest-rank
+    value = db.session.scalar(
+        sa.select(UsabilityCheck.response_ms)
+        .where(*window)
+        .order_by(UsabilityCheck.response_ms)
+        .offset(offset)
+        .limit(1)
+    )
+    return round(value, 2) if value is not None else None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
