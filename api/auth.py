@@ -1,0 +1,31 @@
+"""Bearer-token authentication for the v1 blueprint. Views marked `@public` skip it."""
+
+from flask import current_app, g, request
+
+from services import users
+from services.errors import Unauthorized
+
+
+def public(view):
+    """Mark a view (function or MethodView class) as reachable without a token."""
+    view._cloudeye_public = True
+    return view
+
+
+def _is_public(endpoint: str | None) -> bool:
+    if endpoint is None:
+        return True  # 404/405 from routing: let Flask answer it
+    view = current_app.view_functions.get(endpoint)
+    target = getattr(view, "view_class", view)
+    return bool(getattr(target, "_cloudeye_public", False))
+
+
+def authenticate_request():
+    if request.method == "OPTIONS" or _is_public(request.endpoint):
+        return None
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
+    g.current_user, g.current_token = users.authenticate_token(secret.strip())
+    return None

@@ -1,0 +1,109 @@
+"""Pieces every resource uses: safe fields, paging, the current user."""
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from flask import g
+from marshmallow import Schema, ValidationError, fields, validate
+from werkzeug.routing import BaseConverter
+
+from services.extensions import db
+
+MAX_ID = 2**63 - 1
+MAX_PER_PAGE = 100
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+class IdConverter(BaseConverter):
+    """A positive 63-bit integer in a path; anything else is a 404 before the view runs."""
+
+    regex = r"[1-9][0-9]{0,18}"
+
+    def to_python(self, value):
+        number = int(value)
+        if number > MAX_ID:
+            from werkzeug.routing import ValidationError as RoutingValidationError
+
+            raise RoutingValidationError()
+        return number
+
+    def to_url(self, value):
+        return str(value)
+
+
+class Str(fields.String):
+    """A string the database can store: no lone surrogates or NUL characters."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise ValidationError("must not contain NUL characters")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValidationError("must be valid Unicode text") from exc
+        return text
+
+
+class UTCDate(fields.DateTime):
+    """An ISO 8601 time; a naive value is taken as UTC. Kept within 1970..9999."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        if not (EARLIEST <= parsed <= LATEST):
+            raise ValidationError("must be between 1970 and 9999")
+        return parsed.astimezone(UTC)
+
+
+def Id(**kwargs):  # noqa: N802 - reads like a field class
+    return fields.Integer(strict=False, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
+
+
+class PageArgs(Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10**6))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_PER_PAGE))
+
+
+_page_schemas: dict[str, type[Schema]] = {}
+
+
+def page_of(item_schema: type[Schema]) -> type[Schema]:
+    """The paging envelope around `item_schema`: {items, total, page, per_page}."""
+    name = item_schema.__name__.removesuffix("Schema") + "Page"
+    if name not in _page_schemas:
+        _page_schemas[name] = Schema.from_dict(
+            {
+                "items": fields.List(fields.Nested(item_schema), required=True),
+                "total": fields.Integer(required=True),
+                "page": fields.Integer(required=True),
+                "per_page": fields.Integer(required=True),
+            },
+            name=name,
+        )
+    return _page_schemas[name]
+
+
+def paginate(query: sa.Select, args: dict, count_query: sa.Select | None = None) -> dict:
+    """Run `query` for one page. `count_query` may be a cheaper equivalent for the total."""
+    page, per_page = args["page"], args["per_page"]
+    offset = (page - 1) * per_page
+    items = db.session.scalars(query.limit(per_page).offset(offset)).all()
+    if len(items) < per_page and (items or page == 1):
+        # A short page is the last one: the total is known without a COUNT (which on a big table costs
+        # far more than the page itself). Past the end (an empty page > 1) it still has to be counted.
+        total = offset + len(items)
+    else:
+        counted = count_query if count_query is not None else query.order_by(None)
+        total = db.session.scalar(sa.select(sa.func.count()).select_from(counted.subquery()))
+    return {"items": items, "total": total, "page": page, "per_page": per_page}
+
+
+def current_user():
+    return g.current_user
+
+
+def current_token():
+    return g.current_token

@@ -1,0 +1,98 @@
+from flask_smorest.fields import Upload
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from api.common import Id, PageArgs, Str
+from services.bugs import DEFAULT_SORT, SORTS
+from services.models import FINDING_STATUSES, FORMATS, SEVERITIES
+
+
+class FindingSchema(Schema):
+    id = fields.Integer()
+    site_id = fields.Integer()
+    scanner = fields.String()
+    rule_id = fields.String()
+    title = fields.String()
+    severity = fields.String(metadata={"enum": list(SEVERITIES)})
+    status = fields.String(metadata={"enum": list(FINDING_STATUSES)})
+    host = fields.String()
+    path = fields.String()
+    param = fields.String()
+    location = fields.String()
+    cwe = fields.String(allow_none=True)
+    references = fields.List(fields.String())
+    note = fields.String(allow_none=True)
+    first_seen_at = fields.DateTime()
+    last_seen_at = fields.DateTime()
+    fixed_at = fields.DateTime(allow_none=True)
+    last_import_id = fields.Integer(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class FindingDetailSchema(FindingSchema):
+    description = fields.String(allow_none=True)
+    evidence = fields.String(allow_none=True)
+
+
+class FindingQueryArgs(PageArgs):
+    site_id = Id()
+    severity = fields.List(
+        fields.String(validate=validate.OneOf(SEVERITIES)),
+        metadata={"description": "repeat to match several: severity=critical&severity=high"},
+    )
+    status = fields.List(
+        fields.String(validate=validate.OneOf(FINDING_STATUSES)),
+        metadata={"description": "repeat to match several: status=open&status=confirmed"},
+    )
+    scanner = Str(validate=validate.Length(min=1, max=32))
+    q = Str(validate=validate.Length(min=1, max=200), metadata={"description": "in title or location"})
+    sort = fields.String(load_default=DEFAULT_SORT, validate=validate.OneOf(list(SORTS)))
+
+
+class FindingUpdateSchema(Schema):
+    status = fields.String(validate=validate.OneOf(FINDING_STATUSES))
+    note = Str(allow_none=True, validate=validate.Length(max=10_000))
+
+    @validates_schema
+    def _something(self, data, **kwargs):
+        if not data:
+            raise ValidationError("give status and/or note")
+
+
+class BugImportSchema(Schema):
+    id = fields.Integer()
+    site_id = fields.Integer()
+    user_id = fields.Integer(allow_none=True)
+    source = fields.String()
+    format = fields.String(metadata={"enum": list(FORMATS)})
+    scanner = fields.String()
+    filename = fields.String(allow_none=True)
+    file_sha256 = fields.String(allow_none=True)
+    close_missing = fields.Boolean()
+    findings_in_report = fields.Integer()
+    created = fields.Integer()
+    reopened = fields.Integer()
+    unchanged = fields.Integer()
+    closed = fields.Integer()
+    duration_ms = fields.Float()
+    created_at = fields.DateTime()
+
+
+class BugImportQueryArgs(PageArgs):
+    site_id = Id()
+
+
+class BugImportForm(Schema):
+    site_id = Id(required=True)
+    format = fields.String(
+        validate=validate.OneOf(FORMATS),
+        metadata={"description": "detected from the content when absent"},
+    )
+    close_missing = fields.Boolean(
+        load_default=False,
+        metadata={"description": "fix the open findings of this scanner that the report no longer lists"},
+    )
+
+
+class BugImportFiles(Schema):
+    file = Upload(required=True, metadata={"description": "the scanner report"})

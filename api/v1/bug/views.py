@@ -1,0 +1,89 @@
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api.common import current_user, page_of, paginate
+from api.v1.bug.schemas import (
+    BugImportFiles,
+    BugImportForm,
+    BugImportQueryArgs,
+    BugImportSchema,
+    FindingDetailSchema,
+    FindingQueryArgs,
+    FindingSchema,
+    FindingUpdateSchema,
+)
+from services import bugs, imports
+from services.sites import get_site
+
+blp = Blueprint("bug", __name__, url_prefix="/bugs", description="Vulnerability findings and imports")
+
+
+@blp.route("")
+class Bugs(MethodView):
+    @blp.arguments(FindingQueryArgs, location="query")
+    @blp.response(200, page_of(FindingSchema))
+    def get(self, args):
+        """Findings of the sites the caller may see (default order: most severe first)"""
+        query = bugs.list_findings(
+            current_user(),
+            site_id=args.get("site_id"),
+            severity=args.get("severity"),
+            status=args.get("status"),
+            scanner=args.get("scanner"),
+            q=args.get("q"),
+            sort=args["sort"],
+        )
+        return paginate(query, args)
+
+
+@blp.route("/<id:finding_id>")
+class BugById(MethodView):
+    @blp.response(200, FindingDetailSchema)
+    def get(self, finding_id):
+        """One finding with its description and evidence"""
+        return bugs.get_finding(current_user(), finding_id)
+
+    @blp.arguments(FindingUpdateSchema)
+    @blp.response(200, FindingDetailSchema)
+    def patch(self, changes, finding_id):
+        """Triage a finding: status (open, confirmed, fixed, false_positive, accepted_risk) and note"""
+        return bugs.update_finding(current_user(), finding_id, changes)
+
+
+@blp.route("/imports")
+class BugImports(MethodView):
+    @blp.arguments(BugImportQueryArgs, location="query")
+    @blp.response(200, page_of(BugImportSchema))
+    def get(self, args):
+        """History of imports, newest first"""
+        return paginate(bugs.list_imports(current_user(), args.get("site_id")), args)
+
+    @blp.arguments(BugImportForm, location="form")
+    @blp.arguments(BugImportFiles, location="files")
+    @blp.response(201, BugImportSchema)
+    @blp.alt_response(413, description="the report is larger than MAX_REPORT_BYTES")
+    def post(self, form, files):
+        """Import a scanner report (multipart: file, site_id, format, close_missing)
+
+        Formats: nuclei (JSON lines or array), zap (traditional JSON), sarif (2.1.0), generic
+        ({"findings": [...]}). A malformed report is refused with 422 and changes nothing.
+        """
+        site = get_site(current_user(), form["site_id"], write=True)
+        upload = files["file"]
+        return imports.import_report(
+            site,
+            upload.stream,
+            format=form.get("format"),
+            close_missing=form["close_missing"],
+            user_id=current_user().id,
+            source="api",
+            filename=upload.filename,
+        )
+
+
+@blp.route("/imports/<id:import_id>")
+class BugImportById(MethodView):
+    @blp.response(200, BugImportSchema)
+    def get(self, import_id):
+        """One import and what it did"""
+        return bugs.get_import(current_user(), import_id)

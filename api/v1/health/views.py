@@ -1,0 +1,27 @@
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+
+from api.auth import public
+from services import health
+
+blp = Blueprint("health", __name__, description="Service health")
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True, metadata={"description": "ok or degraded or down"})
+    db = fields.String(required=True)
+    redis = fields.String(required=True)
+
+
+@blp.route("/health")
+@public
+@blp.doc(security=[])
+@blp.response(200, HealthSchema)
+@blp.alt_response(503, schema=HealthSchema, description="the database is unreachable")
+def get_health():
+    """Health of the API and what it depends on"""
+    db_state = "ok" if health.database_ok() else "down"
+    redis = health.redis_state()
+    if db_state != "ok":
+        return {"status": "down", "db": db_state, "redis": redis}, 503
+    return {"status": "ok" if redis != "down" else "degraded", "db": db_state, "redis": redis}

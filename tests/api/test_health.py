@@ -1,0 +1,53 @@
+from api import create_app
+from services.config import Config
+
+
+def test_healthz_and_readyz(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.get_json() == {"status": "ready", "db": "ok", "redis": "ok", "migrations": "ok"}
+
+
+def test_health_in_the_api(client):
+    body = client.get("/api/cloudeye/v1/health").get_json()
+    assert body == {"status": "ok", "db": "ok", "redis": "ok"}
+
+
+def _app_with(monkeypatch, tmp_path, **env):
+    monkeypatch.setenv("CLOUDEYE_ENV", "testing")
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("LOG_DIR", str(tmp_path / "log"))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return create_app(Config.from_env())
+
+
+def test_unreachable_database_gives_503_everywhere(monkeypatch, tmp_path):
+    # Port 9 on loopback: nothing listens, the connection is refused at once.
+    app = _app_with(monkeypatch, tmp_path, DATABASE_URL="mysql+pymysql://nobody@127.0.0.1:9/none")
+    with app.test_client() as client:
+        health = client.get("/api/cloudeye/v1/health")
+        assert health.status_code == 503 and health.get_json()["db"] == "down"
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/healthz").status_code == 200  # alive, just not ready
+        login = client.post("/api/cloudeye/v1/users/login", json={"username": "someone", "password": "x"})
+        assert login.status_code == 503 and login.get_json()["status"] == 503
+
+
+def test_unmigrated_database_is_not_ready(monkeypatch, tmp_path):
+    app = _app_with(monkeypatch, tmp_path, DATABASE_URL=f"sqlite:///{tmp_path}/empty.db")
+    with app.test_client() as client:
+        body = client.get("/readyz").get_json()
+        assert body["migrations"] == "pending" and body["status"] == "not ready"
+
+
+def test_redis_down_is_reported_but_reads_keep_working(monkeypatch, tmp_path, test_env):
+    env = dict(
+        test_env, REDIS_URL="redis://127.0.0.1:9/0", DATA_DIR=str(tmp_path), LOG_DIR=str(tmp_path / "log")
+    )
+    app = _app_with(monkeypatch, tmp_path, **env)
+    with app.test_client() as client:
+        assert client.get("/api/cloudeye/v1/health").get_json()["redis"] == "down"
+        ready = client.get("/readyz")
+        assert ready.status_code == 200 and ready.get_json()["status"] == "degraded"

@@ -1,0 +1,166 @@
+import pytest
+
+from tests.factories import create_site, share
+
+VALID = {"name": "Shop", "url": "https://shop.example.test/"}
+
+
+def test_create_site_with_defaults(operator):
+    response = operator.post("/sites", json=VALID)
+    assert response.status_code == 201
+    site = response.get_json()
+    assert site["owner_id"] == operator.user.id
+    assert site["check_interval_s"] == 60 and site["timeout_s"] == 10
+    assert site["accepted_status"] == "200-399" and site["tamper_threshold"] == 0.05
+    assert site["state"] == "unknown" and site["paused"] is False
+    assert operator.get(f"/sites/{site['id']}").get_json()["name"] == "Shop"
+
+
+def test_private_and_loopback_targets_are_valid_by_default(operator):
+    for url in ("http://127.0.0.1:8080/health", "http://10.1.2.3/", "http://intranet/"):
+        assert operator.post("/sites", json={"name": "x", "url": url}).status_code == 201, url
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "x"},
+        {"url": "https://a.example.test/"},
+        {"name": "x", "url": "ftp://a.example.test/"},
+        {"name": "x", "url": "javascript:alert(1)"},
+        {"name": "x", "url": "https://a.example.test/", "check_interval_s": 5},
+        {"name": "x", "url": "https://a.example.test/", "timeout_s": 0},
+        {"name": "x", "url": "https://a.example.test/", "timeout_s": 100, "check_interval_s": 30},
+        {"name": "x", "url": "https://a.example.test/", "accepted_status": "abc"},
+        {"name": "x", "url": "https://a.example.test/", "accepted_status": "399-200"},
+        {"name": "x", "url": "https://a.example.test/", "tamper_threshold": 1.5},
+        {"name": "x", "url": "https://a.example.test/", "tamper_ignore": ["("]},
+        {"name": "x", "url": "https://a.example.test/", "forbidden_keywords": "hacked"},
+        {"name": "", "url": "https://a.example.test/"},
+        {"name": "x" * 201, "url": "https://a.example.test/"},
+        {"name": "x\ud800", "url": "https://a.example.test/"},
+        {"name": "x", "url": "https://a.example.test/", "owner_id": 1},
+    ],
+)
+def test_invalid_sites_are_422_with_field_errors(operator, body):
+    response = operator.post("/sites", json=body)
+    assert response.status_code == 422
+    assert response.get_json()["errors"]
+
+
+def test_malformed_json_is_400(operator):
+    response = operator.post("/sites", data='{"name": ', headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.get_json()["status"] == 400
+
+
+def test_patch_changes_only_given_fields_and_validates(operator):
+    site = operator.post("/sites", json=VALID).get_json()
+    response = operator.patch(f"/sites/{site['id']}", json={"paused": True, "keyword": "Welcome"})
+    assert response.status_code == 200
+    assert response.get_json()["paused"] is True and response.get_json()["name"] == "Shop"
+    assert operator.patch(f"/sites/{site['id']}", json={"url": "gopher://x"}).status_code == 422
+    # the rule between two fields holds when only one of them is sent
+    assert operator.patch(f"/sites/{site['id']}", json={"timeout_s": 90}).status_code == 422
+    assert operator.get(f"/sites/{site['id']}").get_json()["timeout_s"] == 10
+
+
+def test_list_is_paginated_and_filtered(operator):
+    for number in range(25):
+        create_site(operator.user, name=f"site-{number:02d}")
+    first = operator.get("/sites?per_page=10").get_json()
+    assert first["total"] == 25 and len(first["items"]) == 10 and first["page"] == 1
+    third = operator.get("/sites?per_page=10&page=3").get_json()
+    assert len(third["items"]) == 5
+    assert operator.get("/sites?q=site-1").get_json()["total"] == 10
+    assert operator.get("/sites?per_page=101").status_code == 422
+    assert operator.get("/sites?page=0").status_code == 422
+
+
+def test_delete_site(operator):
+    site = create_site(operator.user)
+    assert operator.delete(f"/sites/{site.id}").status_code == 204
+    assert operator.get(f"/sites/{site.id}").status_code == 404
+
+
+def test_unknown_and_absurd_ids_are_404(operator):
+    assert operator.get("/sites/999999").status_code == 404
+    assert operator.get("/sites/99999999999999999999999").status_code == 404
+    assert operator.get("/sites/-1").status_code == 404
+    assert operator.get("/sites/abc").status_code == 404
+
+
+def test_check_and_baseline_requests_are_recorded(operator):
+    site = create_site(operator.user, tamper_enabled=True)
+    response = operator.post(f"/sites/{site.id}/check")
+    assert response.status_code == 202 and response.get_json()["site_id"] == site.id
+    assert operator.post(f"/sites/{site.id}/tamper/baseline").status_code == 202
+    plain = create_site(operator.user)
+    assert operator.post(f"/sites/{plain.id}/tamper/baseline").status_code == 409
+
+
+class TestAccessMatrix:
+    """admin, owner (operator), another operator, a viewer without and with a share."""
+
+    def test_reads(self, admin, operator, other_operator, viewer):
+        site = create_site(operator.user)
+        assert admin.get(f"/sites/{site.id}").status_code == 200
+        assert operator.get(f"/sites/{site.id}").status_code == 200
+        assert other_operator.get(f"/sites/{site.id}").status_code == 404
+        assert viewer.get(f"/sites/{site.id}").status_code == 404
+        assert other_operator.get("/sites").get_json()["total"] == 0
+        assert admin.get("/sites").get_json()["total"] == 1
+        share(site, viewer.user, "read")
+        assert viewer.get(f"/sites/{site.id}").status_code == 200
+        assert viewer.get("/sites").get_json()["total"] == 1
+
+    def test_writes(self, admin, operator, other_operator, viewer):
+        site = create_site(operator.user)
+        change = {"name": "renamed"}
+        assert other_operator.patch(f"/sites/{site.id}", json=change).status_code == 404
+        assert other_operator.delete(f"/sites/{site.id}").status_code == 404
+        assert other_operator.post(f"/sites/{site.id}/check").status_code == 404
+        share(site, viewer.user, "write")  # a viewer never writes, whatever the share says
+        assert viewer.patch(f"/sites/{site.id}", json=change).status_code == 403
+        assert viewer.post(f"/sites/{site.id}/check").status_code == 403
+        assert viewer.post("/sites", json=VALID).status_code == 403
+        share(site, other_operator.user, "read")
+        assert other_operator.patch(f"/sites/{site.id}", json=change).status_code == 403
+        assert admin.patch(f"/sites/{site.id}", json=change).status_code == 200
+        assert operator.patch(f"/sites/{site.id}", json=change).status_code == 200
+
+    def test_write_share_lets_an_operator_change_but_not_delete(self, operator, other_operator):
+        site = create_site(operator.user)
+        share(site, other_operator.user, "write")
+        assert other_operator.patch(f"/sites/{site.id}", json={"name": "n"}).status_code == 200
+        assert other_operator.post(f"/sites/{site.id}/check").status_code == 202
+        assert other_operator.delete(f"/sites/{site.id}").status_code == 403
+
+    def test_members(self, admin, operator, other_operator, viewer):
+        site = create_site(operator.user)
+        path = f"/sites/{site.id}/members/{viewer.user.id}"
+        assert operator.put(path, json={"permission": "read"}).status_code == 201
+        assert operator.put(path, json={"permission": "write"}).status_code == 200
+        assert operator.put(path, json={"permission": "owner"}).status_code == 422
+        members = operator.get(f"/sites/{site.id}/members").get_json()
+        assert members["total"] == 1 and members["items"][0]["username"] == viewer.user.username
+        assert viewer.get(f"/sites/{site.id}/members").status_code == 200
+        assert (
+            viewer.put(
+                f"/sites/{site.id}/members/{other_operator.user.id}", json={"permission": "read"}
+            ).status_code
+            == 403
+        )
+        assert other_operator.put(path, json={"permission": "read"}).status_code == 404
+        assert (
+            operator.put(
+                f"/sites/{site.id}/members/{operator.user.id}", json={"permission": "read"}
+            ).status_code
+            == 422
+        )
+        assert (
+            operator.put(f"/sites/{site.id}/members/999999", json={"permission": "read"}).status_code == 404
+        )
+        assert admin.delete(path).status_code == 204
+        assert admin.delete(path).status_code == 404
+        assert viewer.get(f"/sites/{site.id}").status_code == 404

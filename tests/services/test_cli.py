@@ -1,0 +1,41 @@
+import sqlalchemy as sa
+
+from services.extensions import db
+from services.models import User
+from services.security import verify_password
+
+
+def test_user_create(app, ctx):
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=["user", "create", "--username", "root2", "--password", "a good password", "--role", "admin"]
+    )
+    assert result.exit_code == 0, result.output
+    user = db.session.scalar(sa.select(User).where(User.username == "root2"))
+    assert user.role == "admin" and verify_password(user.password_hash, "a good password")
+    again = runner.invoke(args=["user", "create", "--username", "root2", "--password", "a good password"])
+    assert again.exit_code != 0 and "taken" in again.output
+    short = runner.invoke(args=["user", "create", "--username", "bob", "--password", "short"])
+    assert short.exit_code != 0
+
+
+def test_bootstrap_admin_from_environment_is_idempotent(app, ctx):
+    runner = app.test_cli_runner()
+    app.config.update(ADMIN_USERNAME="boss", ADMIN_PASSWORD="bootstrap password")
+    try:
+        first = runner.invoke(args=["user", "bootstrap-admin"])
+        assert first.exit_code == 0 and "created" in first.output
+        second = runner.invoke(args=["user", "bootstrap-admin"])
+        assert second.exit_code == 0 and "already exists" in second.output
+        setup = runner.invoke(args=["setup"])
+        assert setup.exit_code == 0 and "setup complete" in setup.output
+    finally:
+        app.config.update(ADMIN_USERNAME=None, ADMIN_PASSWORD=None)
+    admins = db.session.scalars(sa.select(User).where(User.username == "boss")).all()
+    assert len(admins) == 1 and admins[0].role == "admin"
+
+
+def test_bootstrap_without_variables_does_nothing(app, ctx):
+    result = app.test_cli_runner().invoke(args=["user", "bootstrap-admin"])
+    assert result.exit_code == 0 and "not set" in result.output
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 0

@@ -1,0 +1,48 @@
+import logging
+import os
+
+import pytest
+
+from services.log import get_logger, process_log_name
+
+
+@pytest.mark.parametrize("handler_type", ["TimedRotatingFileHandler", "RotatingFileHandler", "StreamHandler"])
+def test_get_logger_writes_stdout_and_its_own_file_without_duplicates(tmp_path, capsys, handler_type):
+    name = f"cloudeye.test.{handler_type}"
+    logger = get_logger(name, "unit.log", str(tmp_path), "INFO", handler_type)
+    logger = get_logger(name, "unit.log", str(tmp_path), "INFO", handler_type)  # twice: still one line each
+    logger.propagate = False
+    logger.info("hello %s", handler_type)
+    for handler in logger.handlers:
+        handler.flush()
+    assert capsys.readouterr().out.count(f"hello {handler_type}") == 1
+    assert (tmp_path / "unit.log").read_text().count(f"hello {handler_type}") == 1
+    assert " [-] " in (tmp_path / "unit.log").read_text()  # request id placeholder outside requests
+
+
+def test_unknown_handler_type_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="LOG_TYPE"):
+        get_logger("cloudeye.test.bad", "x.log", str(tmp_path), "INFO", "SyslogHandler")
+
+
+def test_each_process_gets_its_own_file_name():
+    name = process_log_name("api")
+    assert name.startswith("api.") and name.endswith(f".{os.getpid()}.log")
+
+
+def test_request_lines_carry_the_request_id(client, app, monkeypatch):
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "level", root.level)  # restored after the test
+    root.setLevel(logging.INFO)  # the suite runs at WARNING
+    response = client.get("/healthz", headers={"X-Request-ID": "trace-me-123"})
+    assert response.headers["X-Request-ID"] == "trace-me-123"
+    files = [
+        h for h in root.handlers if getattr(h, "_cloudeye_handler", False) and hasattr(h, "baseFilename")
+    ]
+    assert files, "the process logs to a file in LOG_DIR"
+    files[0].flush()
+    with open(files[0].baseFilename) as handle:
+        contents = handle.read()
+    assert "[trace-me-123] GET /healthz -> 200" in contents
+    generated = client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"}).headers["X-Request-ID"]
+    assert generated != "bad id with spaces" and len(generated) == 32

@@ -1,0 +1,76 @@
+"""The migrations build the whole schema on MySQL/MariaDB and SQLite, and go down and up again."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _flask(env, *args):
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert result.returncode == 0, f"flask {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(params=["mysql", "sqlite"])
+def database(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/migrations.db"
+        return
+    name = settings.TEST_DB + "_migrations"
+    server = sa.create_engine(settings.MYSQL_SERVER + "/?charset=utf8mb4")
+    with server.begin() as connection:
+        connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+        connection.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    yield settings.database_url(name)
+    with server.begin() as connection:
+        connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+    server.dispose()
+
+
+def test_upgrade_downgrade_upgrade_and_models_match(database, tmp_path):
+    env = {
+        **os.environ,
+        "FLASK_APP": "cloudeye.py",
+        "CLOUDEYE_ENV": "testing",
+        "DATABASE_URL": database,
+        "DATA_DIR": str(tmp_path / "data"),
+        "LOG_DIR": str(tmp_path / "log"),
+        "CLOUDEYE_ROLE": "migrate",
+    }
+    env.pop("REDIS_URL", None)
+    _flask(env, "db", "upgrade")
+    engine = sa.create_engine(database)
+    tables = set(sa.inspect(engine).get_table_names())
+    expected = {
+        "users", "api_tokens", "sites", "site_members", "usability_checks", "usability_rollups", "incidents",
+        "tamper_baselines", "tamper_events", "findings", "bug_imports", "worker_heartbeats",
+    }  # fmt: skip
+    assert expected <= tables
+    if engine.dialect.name == "mysql":
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text(
+                    "SELECT table_name, engine, table_collation FROM information_schema.tables "
+                    "WHERE table_schema = DATABASE()"
+                )
+            ).all()
+        assert all(row.engine == "InnoDB" and row.table_collation.startswith("utf8mb4") for row in rows), rows
+    # every list filter has an index to use
+    finding_indexes = {tuple(ix["column_names"]) for ix in sa.inspect(engine).get_indexes("findings")}
+    assert ("site_id", "status", "severity_rank") in finding_indexes
+    assert "No new upgrade operations detected" in _flask(env, "db", "check")
+    _flask(env, "db", "downgrade", "base")
+    assert set(sa.inspect(engine).get_table_names()) <= {"alembic_version"}
+    _flask(env, "db", "upgrade")
+    assert expected <= set(sa.inspect(engine).get_table_names())
+    engine.dispose()
