@@ -1,0 +1,160 @@
+"""Writing probe results: checks, states, incidents and rollups in one transaction per batch (`store`);
+then, for each stored result, the tamper check and the built-in findings, each in a transaction of its
+own (`follow_up`), so a failure there never loses the availability data. The worker runs follow-ups on
+threads of their own, so that a slow diff or findings sync never holds up the recording of checks."""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from services.extensions import db
+from services.models import Site
+from services.usability import CheckResult, record_results
+from sync import builtin_findings, tamper_job
+from sync.probe import ProbeResult
+from sync.scheduler import Claim, finish
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    claim: Claim
+    result: ProbeResult
+
+
+@dataclass
+class BatchReport:
+    stored: int = 0
+    skipped: int = 0  # slot already recorded (another worker), or the site is gone
+    failed: int = 0  # could not be written: the claim expires and the check runs again
+    tamper: dict = field(default_factory=dict)  # action -> count
+    findings_synced: int = 0
+    lateness_s: list = field(default_factory=list)
+    outcomes: list = field(default_factory=list)  # the stored ones, for the follow-ups
+
+    def add(self, other: "BatchReport") -> None:
+        self.stored += other.stored
+        self.skipped += other.skipped
+        self.failed += other.failed
+        for action, count in other.tamper.items():
+            self.tamper[action] = self.tamper.get(action, 0) + count
+        self.findings_synced += other.findings_synced
+        self.lateness_s.extend(other.lateness_s)
+        self.outcomes.extend(other.outcomes)
+
+
+def store(outcomes: list[Outcome]) -> BatchReport:
+    """Record a batch of results and schedule the sites' next checks (one transaction)."""
+    report = BatchReport()
+    if not outcomes:
+        return report
+    try:
+        stored = _store_checks(outcomes)
+    except Exception:
+        db.session.rollback()
+        if len(outcomes) == 1:
+            log.exception("could not store the check of site %s", outcomes[0].claim.target.site_id)
+            report.failed = 1
+            return report
+        # One bad row (or a deadlock) must not sink the batch: write them one by one.
+        log.warning("batch of %d results failed, storing them one by one", len(outcomes), exc_info=True)
+        for outcome in outcomes:
+            report.add(store([outcome]))
+        return report
+    report.stored = len(stored)
+    report.skipped = len(outcomes) - len(stored)
+    report.outcomes = stored
+    report.lateness_s = [(o.result.started_at - o.claim.due_at).total_seconds() for o in stored]
+    return report
+
+
+def needs_follow_up(outcome: Outcome) -> bool:
+    """Whether the answer can feed the tamper check or the built-in findings (an accepted answer)."""
+    return outcome.result.status_accepted and outcome.result.headers is not None
+
+
+def follow_up(outcome: Outcome, findings_refresh_s: int = 3600) -> BatchReport:
+    """The tamper check and the built-in findings of one stored result."""
+    report = BatchReport()
+    if needs_follow_up(outcome):
+        _tamper(outcome, report)
+        _findings(outcome, report, findings_refresh_s)
+    return report
+
+
+def _store_checks(outcomes: list[Outcome]) -> list[Outcome]:
+    now = datetime.now(UTC)
+    # Lock the sites (in id order, the same for every worker) and keep them referenced: the session's
+    # identity map holds objects weakly, and finish() needs them after record_results.
+    site_ids = sorted({o.claim.target.site_id for o in outcomes})
+    sites = {
+        site.id: site
+        for site in db.session.scalars(
+            sa.select(Site).where(Site.id.in_(site_ids)).order_by(Site.id).with_for_update()
+        )
+    }
+    checks = record_results(
+        [
+            CheckResult(
+                site_id=o.claim.target.site_id,
+                due_at=o.claim.due_at,
+                checked_at=o.result.started_at,
+                up=o.result.up,
+                http_status=o.result.http_status,
+                response_ms=o.result.response_ms,
+                failure_kind=o.result.failure_kind,
+                reason=o.result.reason,
+                tls_expires_at=o.result.tls_expires_at,
+            )
+            for o in outcomes
+        ]
+    )
+    recorded = {(check.site_id, check.due_at) for check in checks}
+    for outcome in outcomes:
+        site = sites.get(outcome.claim.target.site_id)
+        if site is not None:
+            finish(site, outcome.claim, now)
+    db.session.commit()
+    return [o for o in outcomes if (o.claim.target.site_id, o.claim.due_at) in recorded]
+
+
+def _tamper(outcome: Outcome, report: BatchReport) -> None:
+    result = outcome.result
+    if not (outcome.claim.tamper_enabled and result.status_accepted and result.body is not None):
+        return
+    site_id = outcome.claim.target.site_id
+    try:
+        site = db.session.get(Site, site_id)
+        if site is None or not site.tamper_enabled:
+            db.session.rollback()
+            return
+        action = tamper_job.check_page(site, result.body, result.started_at).action
+        db.session.commit()
+        report.tamper[action] = report.tamper.get(action, 0) + 1
+    except Exception:
+        db.session.rollback()
+        log.exception("tamper check of site %s failed", site_id)
+
+
+def _findings(outcome: Outcome, report: BatchReport, refresh_s: int) -> None:
+    site_id = outcome.claim.target.site_id
+    findings = builtin_findings.evaluate(outcome.result, datetime.now(UTC))
+    if findings is None:
+        return
+    try:
+        if db.session.get(Site, site_id) is None:
+            return
+        counts = builtin_findings.sync(site_id, findings)
+        if counts is None:
+            return
+        db.session.commit()
+        builtin_findings.remember(site_id, findings, refresh_s)
+        report.findings_synced += 1
+        if counts.get("created") or counts.get("reopened") or counts.get("closed"):
+            log.info("site %s: built-in findings %s", site_id, counts)
+    except Exception:
+        db.session.rollback()
+        log.exception("built-in findings of site %s failed", site_id)

@@ -1,0 +1,377 @@
+"""The sync worker: claims due checks, probes concurrently, writes results in batches, ingests the report
+inbox, applies retention, publishes a heartbeat, and stops cleanly on SIGTERM.
+
+Threads, each with its own app context (so its own database session):
+- main: claims due checks (as many as there are free probe slots), heartbeat, progress log;
+- probe-N (SYNC_CONCURRENCY of them): network only, never the database;
+- writer-N (2): store finished probes in batches (sync/results.py);
+- follow-up-N (4): tamper checks and built-in findings of the stored answers;
+- inbox and retention: periodic jobs.
+Probes do network I/O and release the GIL while waiting, so one slow or dead site only holds one slot;
+CPU-heavy work (a big report import, a big page diff) does not freeze the probes the way it would in a
+single-threaded event loop.
+
+Shutdown (SIGTERM/SIGINT): stop claiming and stop picking inbox files, let running probes, queued
+results and the current import finish within SYNC_GRACE_PERIOD_S, give back the claims of probes that
+did not finish (they are due again at once for the other workers), remove the heartbeat, exit 0.
+"""
+
+import logging
+import queue
+import signal
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+from flask import Flask
+
+from services.extensions import db
+from sync import heartbeat, retention, scheduler
+from sync.inbox import Inbox
+from sync.probe import Prober, ProbeResult, make_ssl_context
+from sync.results import BatchReport, Outcome, follow_up, needs_follow_up, store
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 60
+# Writers store disjoint batches (a site is in one batch at a time; rows are locked in id order), so
+# several overlap their database round trips.
+WRITER_THREADS = 2
+FOLLOWUP_THREADS = 4  # tamper diffs and findings syncs, off the writers' path
+
+
+class Worker:
+    def __init__(self, app: Flask):
+        config = app.config
+        self.app = app
+        self.worker_id = config.get("SYNC_WORKER_ID") or heartbeat.default_worker_id()
+        self.concurrency = max(1, int(config["SYNC_CONCURRENCY"]))
+        self.poll_s = max(0.05, float(config["SYNC_POLL_INTERVAL_S"]))
+        self.grace_s = max(0.0, float(config["SYNC_GRACE_PERIOD_S"]))
+        self.lease_margin_s = max(1, int(config["SYNC_LEASE_MARGIN_S"]))
+        self.batch_size = max(1, int(config["SYNC_BATCH_SIZE"]))
+        self.max_unwritten = self.concurrency + 4 * self.batch_size
+        self.heartbeat_ttl_s = max(3, int(config["SYNC_HEARTBEAT_TTL_S"]))
+        self.inbox_interval_s = max(0.2, float(config["SYNC_INBOX_INTERVAL_S"]))
+        self.retention_interval_s = max(1.0, float(config["SYNC_RETENTION_INTERVAL_S"]))
+        self.retention_days = int(config["USABILITY_RETENTION_DAYS"])
+        self.findings_refresh_s = int(config["SYNC_FINDINGS_REFRESH_S"])
+        self.prober = Prober(
+            make_ssl_context(config.get("SYNC_CA_FILE")),
+            int(config["SYNC_MAX_BODY_BYTES"]),
+            allow_private=bool(config.get("ALLOW_PRIVATE_TARGETS", True)),
+        )
+        self.inbox = Inbox(
+            config["DATA_DIR"],
+            settle_s=float(config["SYNC_INBOX_SETTLE_S"]),
+            max_bytes=int(config["MAX_REPORT_BYTES"]),
+        )
+
+        self.stopping = threading.Event()
+        self._wake = threading.Event()  # a probe slot freed up
+        self._lock = threading.Lock()
+        self._probing: set[int] = set()
+        self._unwritten: dict[int, scheduler.Claim] = {}  # claimed, result not stored yet
+        self._results: queue.Queue[Outcome] = queue.Queue()
+        self._followups: queue.Queue[Outcome] = queue.Queue(maxsize=max(100, 2 * self.batch_size))
+        self._followups_dropped = 0
+        self._executor: ThreadPoolExecutor | None = None
+        self.totals = BatchReport()
+        self._progress = BatchReport()
+        self.started_at = datetime.now(UTC)
+
+    # --- one step of each job (also what the tests drive) ------------------------------------------
+
+    def claim_and_start(self) -> tuple[int, int]:
+        """Claim as many due checks as there are free probe slots and start probing them.
+        Returns (claimed, limit): claimed == limit means more may be due."""
+        with self._lock:
+            # Free probe slots, and no more than the writer can absorb: when the database is slow,
+            # claims wait (lateness shows it) instead of results piling up past their leases.
+            limit = min(self.concurrency - len(self._probing), self.max_unwritten - len(self._unwritten))
+        if limit <= 0 or self.stopping.is_set():
+            return 0, limit
+        claims = scheduler.claim_due(limit, self.lease_margin_s)
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="probe")
+        for claim in claims:
+            with self._lock:
+                self._probing.add(claim.target.site_id)
+                self._unwritten[claim.target.site_id] = claim
+            self._executor.submit(self._probe, claim)
+        return len(claims), limit
+
+    def _probe(self, claim: scheduler.Claim) -> None:
+        try:
+            result = self.prober.probe(claim.target)
+        except BaseException as exc:  # the prober classifies errors; this is a bug, keep the slot anyway
+            log.exception("probe of site %s crashed", claim.target.site_id)
+            result = ProbeResult(datetime.now(UTC), False, failure_kind="other", reason=repr(exc)[:500])
+        self._results.put(Outcome(claim, result))
+        with self._lock:
+            self._probing.discard(claim.target.site_id)
+        self._wake.set()
+
+    def write_pending(self, block_s: float = 0.0, inline: bool = True) -> BatchReport:
+        """Store up to one batch of finished probes (waiting up to `block_s` for the first one), then
+        their follow-ups (tamper, findings): here, or queued for the follow-up threads (`inline=False`)."""
+        batch: list[Outcome] = []
+        try:
+            batch.append(self._results.get(timeout=block_s) if block_s > 0 else self._results.get_nowait())
+            while len(batch) < self.batch_size:
+                batch.append(self._results.get_nowait())
+        except queue.Empty:
+            pass
+        if not batch:
+            return BatchReport()
+        try:
+            report = store(batch)
+        finally:
+            with self._lock:
+                for outcome in batch:
+                    self._unwritten.pop(outcome.claim.target.site_id, None)
+        stored, report.outcomes = report.outcomes, []
+        self._count(report)
+        for outcome in stored:
+            if not needs_follow_up(outcome):
+                continue
+            if inline:
+                done = follow_up(outcome, self.findings_refresh_s)
+                self._count(done)
+                report.add(done)
+                continue
+            try:
+                self._followups.put_nowait(outcome)
+            except queue.Full:
+                # Behind on follow-ups: skip this one, the site's next check does it (nothing is
+                # remembered for it, so its findings are synced then).
+                with self._lock:
+                    self._followups_dropped += 1
+        return report
+
+    def _count(self, report: BatchReport) -> None:
+        with self._lock:
+            self.totals.add(report)
+            self._progress.add(report)
+
+    def run_once(self, timeout_s: float = 60.0) -> BatchReport:
+        """Claim everything due (up to the concurrency), probe it, store it: one pass, in the caller's
+        app context. For tests and one-off runs; `run` is the long-running loop."""
+        report = BatchReport()
+        self.claim_and_start()
+        deadline = time.monotonic() + timeout_s
+        while self.in_flight() and time.monotonic() < deadline:
+            report.add(self.write_pending(block_s=0.1))
+        report.add(self.write_pending())
+        return report
+
+    def close(self) -> None:
+        """Wait for running probes and free the probe threads (tests; `run` exits the process)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._unwritten)
+
+    def beat(self) -> None:
+        with self._lock:
+            info = {
+                "in_flight": len(self._unwritten),
+                "checks_stored": self.totals.stored,
+                "started_at": self.started_at.isoformat(),
+            }
+        heartbeat.beat(self.worker_id, self.heartbeat_ttl_s, info)
+
+    # --- the long-running process --------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        def _stop(signum, _frame):
+            if not self.stopping.is_set():
+                log.info(
+                    "%s received: finishing in-flight work (grace %.0f s)",
+                    signal.Signals(signum).name,
+                    self.grace_s,
+                )
+            self.stop()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self._wake.set()
+
+    def run(self) -> int:
+        log.info(
+            "sync worker %s starting: concurrency %d, poll %.1f s, batch %d, inbox %s",
+            self.worker_id,
+            self.concurrency,
+            self.poll_s,
+            self.batch_size,
+            self.inbox.root,
+        )
+        helpers = [
+            threading.Thread(target=self._writer_loop, name=f"writer-{n}", daemon=True)
+            # SQLite has one writer anyway: a second thread would only wait for its lock.
+            for n in range(
+                1 if self.app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite") else WRITER_THREADS
+            )
+        ] + [
+            threading.Thread(target=self._followup_loop, name=f"follow-up-{n}", daemon=True)
+            for n in range(FOLLOWUP_THREADS)
+        ]
+        threads = [
+            threading.Thread(
+                target=self._periodic,
+                args=("inbox", self.inbox_interval_s, 0.0, lambda: self.inbox.run(self.stopping)),
+                name="inbox",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=self._periodic,
+                args=("retention", self.retention_interval_s, 30.0, self._retention),
+                name="retention",
+                daemon=True,
+            ),
+        ]
+        for thread in helpers + threads:
+            thread.start()
+        with self.app.app_context():
+            self._main_loop()
+            return self._shutdown(helpers + threads[:1])  # retention needs no waiting for
+
+    def _main_loop(self) -> None:
+        next_beat = 0.0
+        next_progress = time.monotonic() + PROGRESS_EVERY_S
+        while not self.stopping.is_set():
+            now = time.monotonic()
+            if now >= next_beat:
+                try:
+                    self.beat()
+                except Exception as exc:
+                    log.warning("heartbeat failed: %s", exc)
+                    db.session.rollback()
+                next_beat = now + max(1.0, self.heartbeat_ttl_s / 3)
+            if now >= next_progress:
+                self._log_progress()
+                next_progress = now + PROGRESS_EVERY_S
+            try:
+                claimed, limit = self.claim_and_start()
+            except Exception as exc:
+                log.error("claiming due checks failed: %s", str(exc).splitlines()[0][:300])
+                db.session.rollback()
+                claimed, limit = 0, 1
+            finally:
+                db.session.remove()
+            self._wake.clear()
+            if claimed and claimed >= limit:
+                # Every slot is busy and more may be due: claim again as soon as slots free up, after a
+                # short pause so that one claim query serves several freed slots.
+                self._wake.wait(self.poll_s)
+                self.stopping.wait(0.02)
+            else:
+                self.stopping.wait(self.poll_s)
+
+    def _writer_loop(self) -> None:
+        with self.app.app_context():
+            while not (self.stopping.is_set() and self.in_flight() == 0):
+                try:
+                    self.write_pending(block_s=0.5, inline=False)
+                except Exception:
+                    log.exception("writing results failed")
+                    time.sleep(1)
+                finally:
+                    db.session.remove()
+
+    def _followup_loop(self) -> None:
+        with self.app.app_context():
+            while True:
+                try:
+                    outcome = self._followups.get(timeout=0.5)
+                except queue.Empty:
+                    writer_done = self.stopping.is_set() and self.in_flight() == 0 and self._results.empty()
+                    if writer_done:
+                        return
+                    continue
+                try:
+                    self._count(follow_up(outcome, self.findings_refresh_s))
+                except Exception:
+                    log.exception("follow-up of site %s failed", outcome.claim.target.site_id)
+                finally:
+                    db.session.remove()
+
+    def _periodic(self, name: str, interval_s: float, first_delay_s: float, job) -> None:
+        with self.app.app_context():
+            if self.stopping.wait(first_delay_s):
+                return
+            while not self.stopping.is_set():
+                try:
+                    job()
+                except Exception:
+                    log.exception("%s job failed", name)
+                    db.session.rollback()
+                finally:
+                    db.session.remove()
+                self.stopping.wait(interval_s)
+
+    def _retention(self) -> None:
+        retention.run(self.retention_days)
+
+    def _shutdown(self, threads: list[threading.Thread]) -> int:
+        deadline = time.monotonic() + self.grace_s
+        log.info("sync worker %s stopping: %d checks in flight", self.worker_id, self.in_flight())
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            abandoned = list(self._unwritten.values())
+        if abandoned:
+            try:
+                released = scheduler.release(abandoned)
+                if released:
+                    log.warning("grace period over: gave back %d unfinished checks", released)
+            except Exception as exc:
+                log.error(
+                    "could not give back %d claims (they expire by themselves): %s", len(abandoned), exc
+                )
+                db.session.rollback()
+        if any(thread.is_alive() for thread in threads):
+            log.warning("grace period over with work still running; it will be retried")
+        try:
+            heartbeat.clear(self.worker_id)
+        except Exception as exc:
+            log.warning("could not remove the heartbeat (it expires by itself): %s", exc)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        self._log_progress()
+        log.info("sync worker %s stopped (%d checks stored since start)", self.worker_id, self.totals.stored)
+        return 0
+
+    def _log_progress(self) -> None:
+        with self._lock:
+            progress, self._progress = self._progress, BatchReport()
+            in_flight = len(self._unwritten)
+            dropped, self._followups_dropped = self._followups_dropped, 0
+        if dropped:
+            log.warning(
+                "follow-ups behind: skipped %d tamper/findings follow-ups (done on the next checks)", dropped
+            )
+        late = sorted(progress.lateness_s)
+        lateness = (
+            f"lateness p50 {statistics.median(late):.2f} s, p95 {late[int(0.95 * (len(late) - 1))]:.2f} s, "
+            f"max {late[-1]:.2f} s"
+            if late
+            else "no checks"
+        )
+        log.info(
+            "progress: %d checks stored, %d skipped, %d failed, tamper %s, findings synced %d; %s; in flight %d",
+            progress.stored,
+            progress.skipped,
+            progress.failed,
+            progress.tamper or "-",
+            progress.findings_synced,
+            lateness,
+            in_flight,
+        )

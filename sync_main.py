@@ -1,0 +1,66 @@
+"""Entry point of the sync worker.
+
+    python sync_main.py                # run the worker until SIGTERM/SIGINT, then exit 0
+    python sync_main.py --once         # one pass: claim what is due, probe, store, import the inbox
+    python sync_main.py --healthcheck  # exit 0 when this host's worker has a fresh heartbeat, else 1
+
+Compose and supervisor run exactly these commands (docs/sync.md).
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sync_main.py", description="cloudeye sync worker")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--healthcheck", action="store_true", help="exit 0 when this host's worker is alive")
+    mode.add_argument("--once", action="store_true", help="run one pass of every job and exit")
+    args = parser.parse_args(argv)
+
+    from services.config import Config, ConfigError
+
+    try:
+        config = Config.from_env()
+    except ConfigError as exc:
+        print(f"sync: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+    if args.healthcheck:
+        return healthcheck(config)
+
+    from services.app import create_core_app
+    from sync.worker import Worker
+
+    app = create_core_app(config, role="sync")
+    worker = Worker(app)
+    if args.once:
+        with app.app_context():
+            report = worker.run_once()
+            worker.inbox.run()
+        logging.getLogger("sync").info("one pass: %d checks stored", report.stored)
+        return 0
+    worker.install_signal_handlers()
+    return worker.run()
+
+
+def healthcheck(config) -> int:
+    from sync.heartbeat import is_fresh
+
+    try:
+        fresh = is_fresh(config, config.SYNC_WORKER_ID)
+    except Exception as exc:  # unreachable Redis or database: not healthy
+        print(f"sync: healthcheck failed: {exc}", file=sys.stderr)
+        return 1
+    print("sync: healthy" if fresh else "sync: no fresh heartbeat", file=sys.stderr)
+    return 0 if fresh else 1
+
+
+if __name__ == "__main__":
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    # Probe threads stuck past the grace period must not hold the exit (their claims were given back).
+    os._exit(code)

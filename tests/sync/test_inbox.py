@@ -1,0 +1,167 @@
+"""The report inbox in-process: imported like an upload, moved to processed/ or failed/ with a reason,
+partial files left alone, never imported twice; and retention."""
+
+import io
+import json
+import os
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from services.extensions import db
+from services.imports import import_report
+from services.models import BugImport, Finding, UsabilityCheck, UsabilityRollup
+from sync import retention
+from sync.inbox import Inbox
+from tests.factories import create_site
+
+
+def report(*rules: str) -> bytes:
+    findings = [
+        {
+            "title": f"Issue {rule}",
+            "severity": "high",
+            "rule_id": rule,
+            "location": f"https://shop.example.test/{rule}",
+        }
+        for rule in rules
+    ]
+    return json.dumps({"findings": findings}).encode()
+
+
+def drop(directory, name: str, content: bytes, age_s: float = 60):
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_bytes(content)
+    past = time.time() - age_s
+    os.utime(path, (past, past))
+    return path
+
+
+@pytest.fixture
+def inbox(tmp_path, ctx):
+    return Inbox(str(tmp_path), settle_s=5)
+
+
+@pytest.fixture
+def site(operator):
+    return create_site(operator.user)
+
+
+def test_a_report_is_imported_like_an_upload_and_moved(inbox, site, operator, tmp_path):
+    drop(inbox.root / str(site.id), "scan-1.json", report("a", "b"))
+    assert inbox.run() == {"imported": 1}
+    assert not (inbox.root / str(site.id) / "scan-1.json").exists()
+    assert (tmp_path / "processed" / str(site.id) / "scan-1.json").read_bytes() == report("a", "b")
+    [record] = operator.get(f"/bugs/imports?site_id={site.id}").get_json()["items"]
+    assert (
+        record["source"] == "inbox" and record["filename"] == "scan-1.json" and record["format"] == "generic"
+    )
+    assert record["created"] == 2 and record["user_id"] is None
+    assert operator.get(f"/bugs?site_id={site.id}").get_json()["total"] == 2
+
+
+def test_a_bad_report_goes_to_failed_with_its_reason_and_changes_nothing(inbox, site, tmp_path):
+    drop(inbox.root / str(site.id), "broken.json", b'{"findings": [{"title": ')
+    assert inbox.run() == {"failed": 1}
+    failed = tmp_path / "failed" / str(site.id)
+    assert (failed / "broken.json").exists()
+    reason = (failed / "broken.json.reason.txt").read_text()
+    assert "broken.json" in reason and "cannot be imported" in reason
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(BugImport)) == 0
+
+
+def test_misplaced_files_go_to_failed_with_a_reason(inbox, tmp_path):
+    drop(inbox.root / "999999", "scan.json", report("a"))
+    drop(inbox.root / "shop", "scan.json", report("a"))
+    drop(inbox.root, "loose.json", report("a"))
+    assert inbox.run() == {"failed": 3}
+    assert "site 999999 does not exist" in (tmp_path / "failed/999999/scan.json.reason.txt").read_text()
+    assert "inbox/<site id>/" in (tmp_path / "failed/shop/scan.json.reason.txt").read_text()
+    assert (tmp_path / "failed/loose.json").exists()
+
+
+def test_files_being_written_are_left_alone(inbox, site):
+    directory = inbox.root / str(site.id)
+    drop(directory, "upload.json.part", report("a"))
+    drop(directory, ".hidden.json", report("a"))
+    drop(directory, "fresh.json", report("a"), age_s=0)  # modified just now: maybe still being copied
+    assert inbox.pending() == []
+    assert inbox.run() == {}
+    os.replace(directory / "upload.json.part", directory / "upload.json")  # the writer's final rename
+    past = time.time() - 60
+    os.utime(directory / "upload.json", (past, past))
+    assert [p.name for p in inbox.pending()] == ["upload.json"]
+
+
+def test_a_file_committed_before_a_crash_is_only_moved(inbox, site, tmp_path):
+    content = report("a", "b")
+    path = drop(inbox.root / str(site.id), "scan.json", content)
+    # The worker imported the file and was killed before it could move it.
+    import_report(site, io.BytesIO(content), source="inbox", filename="scan.json")
+    assert inbox.run() == {"duplicate": 1}
+    assert not path.exists() and (tmp_path / "processed" / str(site.id) / "scan.json").exists()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(BugImport)) == 1
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Finding)) == 2
+
+
+def test_the_same_report_dropped_again_later_is_imported_again(inbox, site, tmp_path):
+    directory = inbox.root / str(site.id)
+    drop(directory, "monday.json", report("a"))
+    inbox.run()
+    drop(directory, "tuesday.json", report("a"))  # same bytes, new drop: a new scan that found the same
+    assert inbox.run() == {"imported": 1}
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(BugImport)) == 2
+    drop(directory, "monday.json", report("a"))  # same name again: lands beside the first one
+    assert inbox.run() == {"duplicate": 1}
+    assert sorted(p.name for p in (tmp_path / "processed" / str(site.id)).iterdir())[0] == "monday.json"
+    assert len(list((tmp_path / "processed" / str(site.id)).iterdir())) == 3
+
+
+def test_a_site_directory_held_by_another_worker_is_skipped(inbox, site, tmp_path):
+    path = drop(inbox.root / str(site.id), "scan.json", report("a"))
+    other = Inbox(str(tmp_path), settle_s=5)
+    with other._lock(path) as acquired:
+        assert acquired
+        assert inbox.process(path) == "busy"
+    assert inbox.process(path) == "imported"
+
+
+def test_unexpected_errors_are_retried_then_the_file_is_set_aside(inbox, site, tmp_path, monkeypatch):
+    path = drop(inbox.root / str(site.id), "scan.json", report("a"))
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr("services.imports.import_report", failing)
+    assert inbox.run() == {"retry": 1} and path.exists()
+    assert inbox.run() == {"retry": 1} and path.exists()
+    assert inbox.run() == {"failed": 1} and len(calls) == 3
+    assert "database went away" in (tmp_path / "failed" / str(site.id) / "scan.json.reason.txt").read_text()
+
+
+def test_retention_deletes_old_raw_checks_and_keeps_rollups(ctx, site):
+    now = datetime.now(UTC)
+    for age_days in (100, 95, 1, 0):
+        db.session.add(
+            UsabilityCheck(
+                site_id=site.id,
+                due_at=now - timedelta(days=age_days),
+                checked_at=now - timedelta(days=age_days),
+                status="up",
+            )
+        )
+    db.session.add(
+        UsabilityRollup(
+            site_id=site.id, period="day", bucket_start=now - timedelta(days=100), checks_total=1, checks_up=1
+        )
+    )
+    db.session.commit()
+    assert retention.run(retention_days=90, batch_size=1) == 2
+    ages = sorted((now - c).days for c in db.session.scalars(sa.select(UsabilityCheck.checked_at)))
+    assert ages == [0, 1]
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(UsabilityRollup)) == 1
