@@ -1,0 +1,55 @@
+# syntax=docker/dockerfile:1
+# One image for every Python process of cloudeye; compose and supervisor pick the command:
+#   api      gunicorn -c api/gunicorn.conf.py cloudeye:app
+#   sync     python sync_main.py
+#   migrate  flask setup            (flask db upgrade + admin bootstrap, then exit 0)
+# docker/entrypoint.sh also accepts those three words as shortcuts, and anything else is exec'd as given.
+
+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
+
+# --- build: the dependencies in a virtualenv, from pyproject.toml alone (cached until it changes) -------
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /build
+COPY pyproject.toml ./
+RUN python -m venv /opt/venv \
+    && python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
+    && /opt/venv/bin/pip install --no-cache-dir -r requirements.txt
+
+# --- runtime: the virtualenv, the source, a non-root user -----------------------------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+ARG CLOUDEYE_UID=10001
+ARG CLOUDEYE_GID=10001
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    FLASK_APP=cloudeye.py \
+    CLOUDEYE_ENV=production \
+    DATA_DIR=/app/data \
+    LOG_DIR=/app/log \
+    GUNICORN_BIND=0.0.0.0:8000
+
+# A fixed uid/gid: the log and data volumes (and any host directory mounted there) keep one owner.
+RUN groupadd --system --gid "${CLOUDEYE_GID}" cloudeye \
+    && useradd --system --uid "${CLOUDEYE_UID}" --gid cloudeye --home-dir /app --no-create-home \
+       --shell /usr/sbin/nologin cloudeye \
+    && mkdir -p /app/log /app/data \
+    && chown cloudeye:cloudeye /app/log /app/data
+
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+COPY --chown=root:root *.py ./
+COPY --chown=root:root services/ services/
+COPY --chown=root:root api/ api/
+COPY --chown=root:root sync/ sync/
+COPY --chown=root:root migrations/ migrations/
+COPY --chown=root:root --chmod=0755 docker/ docker/
+
+USER ${CLOUDEYE_UID}:${CLOUDEYE_GID}
+# Named volumes start as copies of these directories, so they are owned by cloudeye from the first run.
+VOLUME ["/app/log", "/app/data"]
+EXPOSE 8000
+# Exec form all the way down (the entrypoint ends in `exec`): SIGTERM reaches gunicorn or the worker.
+ENTRYPOINT ["/app/docker/entrypoint.sh"]
+CMD ["api"]

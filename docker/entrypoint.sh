@@ -1,0 +1,22 @@
+#!/bin/sh
+# Entrypoint of the cloudeye image. Shortcuts for the three processes, anything else runs as given
+# (`docker compose run --rm api flask user create ...`). Always `exec`, so the process gets the signals.
+set -eu
+
+case "${1:-api}" in
+api)
+	shift || true
+	exec gunicorn -c api/gunicorn.conf.py "$@" cloudeye:app
+	;;
+sync)
+	shift
+	exec python sync_main.py "$@"
+	;;
+migrate)
+	shift
+	exec flask setup "$@"
+	;;
+*)
+	exec "$@"
+	;;
+esac

@@ -1,0 +1,118 @@
+"""`.env.example` documents every variable; `make env` generates secrets production accepts and never
+overwrites; the Makefile has the targets the deployment docs name, with `help` as the default."""
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from tests.deploy.conftest import ROOT, env_example_names
+
+SECRETS = ("SECRET_KEY", "MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD", "CLOUDEYE_ADMIN_PASSWORD")
+
+
+def parse_env(path) -> dict:
+    values = {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"^([A-Z][A-Z0-9_]*)=(.*)$", line)
+        if match:
+            values[match.group(1)] = match.group(2)
+    return values
+
+
+def test_gunicorn_nginx_and_stack_variables_are_documented():
+    documented = env_example_names()
+    gunicorn = {
+        f"GUNICORN_{name}"
+        for name in re.findall(r'_env\("([A-Z_]+)"', (ROOT / "api/gunicorn.conf.py").read_text())
+    }
+    nginx = set(re.findall(r"^(NGINX_[A-Z_]+)=\$\{\1", (ROOT / "nginx/render.sh").read_text(), re.MULTILINE))
+    stack = set()
+    for script in ("stack-up.sh", "stack-lib.sh"):
+        stack |= set(re.findall(r"\$\{((?:STACK|CLOUDEYE)_[A-Z_]+)", (ROOT / "scripts" / script).read_text()))
+    assert len(gunicorn) >= 14 and len(nginx) >= 20 and len(stack) >= 10
+    assert (gunicorn | nginx | stack) - documented == set()
+
+
+def test_example_leaves_the_secrets_empty():
+    values = parse_env(ROOT / ".env.example")
+    assert {name: values[name] for name in SECRETS} == dict.fromkeys(SECRETS, "")
+
+
+def test_make_env_generates_secrets_production_accepts(tmp_path, monkeypatch):
+    target = tmp_path / ".env"
+    result = subprocess.run([str(ROOT / "scripts/make-env.sh"), str(target)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert oct(target.stat().st_mode & 0o777) == "0o600"
+    values = parse_env(target)
+    assert all(len(values[name]) >= 16 and re.fullmatch(r"[A-Za-z0-9_-]+", values[name]) for name in SECRETS)
+    assert len(set(values[name] for name in SECRETS)) == len(SECRETS)
+    # Everything else is the example's, line for line.
+    example = (ROOT / ".env.example").read_text().splitlines()
+    generated = target.read_text().splitlines()
+    assert len(example) == len(generated)
+    assert [a for a, b in zip(example, generated, strict=True) if a != b] == [f"{name}=" for name in SECRETS]
+
+    # The values compose derives from them pass production's checks.
+    from services.config import Config
+
+    monkeypatch.setenv("CLOUDEYE_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", values["SECRET_KEY"])
+    monkeypatch.setenv("CLOUDEYE_ADMIN_PASSWORD", values["CLOUDEYE_ADMIN_PASSWORD"])
+    monkeypatch.setenv(
+        "DATABASE_URL", f"mysql+pymysql://cloudeye:{values['MYSQL_PASSWORD']}@mysql:3306/cloudeye"
+    )
+    assert Config.from_env().SECRET_KEY == values["SECRET_KEY"]
+
+
+def test_make_env_never_overwrites(tmp_path):
+    target = tmp_path / ".env"
+    target.write_text("SECRET_KEY=mine\n")
+    result = subprocess.run([str(ROOT / "scripts/make-env.sh"), str(target)], capture_output=True, text=True)
+    assert result.returncode == 0 and "left untouched" in result.stdout
+    assert target.read_text() == "SECRET_KEY=mine\n"
+
+
+def make(*args, cwd=ROOT):
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MAKE")}
+    return subprocess.run(
+        ["make", "--no-print-directory", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_help_is_the_default_and_lists_the_targets():
+    result = make("-f", str(ROOT / "Makefile"), "help")
+    default = make("-f", str(ROOT / "Makefile"))
+    assert result.returncode == 0 and default.stdout == result.stdout
+    listed = set(re.findall(r"^  (\S+)", result.stdout, re.MULTILINE))
+    expected = {"help", "env", "up", "down", "logs", "ps", "migrate", "makemigrations", "shell", "run", "stack",
+                "stack-down", "test", "lint", "bench", "staging-up", "staging-down", "staging-pull", "venv"}  # fmt: skip
+    assert expected <= listed
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        (
+            "up",
+            [
+                "compose up -d --wait mysql redis",
+                "compose run --rm migrate",
+                "compose up -d --wait --no-deps",
+            ],
+        ),
+        ("migrate", ["compose run --rm migrate"]),
+        ("staging-up", ["compose.staging.yaml pull", "compose.staging.yaml run --rm migrate", "--no-build"]),
+        ("stack", ["scripts/stack-up.sh"]),
+        ("stack-down", ["scripts/stack-down.sh"]),
+    ],
+)
+def test_targets_run_the_documented_commands(target, expected):
+    # -n prints the recipe; -o skips the prerequisites that would touch .env or the venv.
+    result = make("-n", "-o", ".env", "-o", "venv", target)
+    assert result.returncode == 0, result.stderr
+    output = result.stdout
+    positions = [output.find(fragment) for fragment in expected]
+    assert -1 not in positions, output
+    assert positions == sorted(positions), "commands out of order"

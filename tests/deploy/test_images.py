@@ -1,0 +1,168 @@
+"""Dockerfiles: hadolint-clean, multi-stage, non-root with a fixed uid, exec-form entrypoint; every
+healthcheck command of compose exists in the image that runs it."""
+
+import http.server
+import json
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.deploy.conftest import ROOT
+
+DOCKERFILES = sorted(
+    path
+    for path in ROOT.rglob("Dockerfile*")
+    if not {".venv", ".git", ".stack", "node_modules"} & set(path.relative_to(ROOT).parts)
+)
+
+
+def instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    text = re.sub(r"\\\n\s*", " ", dockerfile.read_text())
+    result = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            result.append((keyword.upper(), rest.strip()))
+    return result
+
+
+def hadolint() -> str:
+    found = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not Path(found).exists():
+        pytest.fail("hadolint is missing: it comes with the dev extras (pip install -e '.[dev]')")
+    return found
+
+
+def test_both_dockerfiles_are_found():
+    assert {path.relative_to(ROOT).as_posix() for path in DOCKERFILES} >= {"Dockerfile", "nginx/Dockerfile"}
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_hadolint(dockerfile):
+    result = subprocess.run([hadolint(), str(dockerfile)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_reports_problems(tmp_path):
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get install curl\nUSER root\nCMD python app.py\n")
+    result = subprocess.run([hadolint(), str(bad)], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "DL3007" in result.stdout
+
+
+def test_python_image_is_multi_stage_non_root_and_exec_form():
+    steps = instructions(ROOT / "Dockerfile")
+    froms = [rest for keyword, rest in steps if keyword == "FROM"]
+    assert len(froms) >= 2 and any(" AS build" in rest for rest in froms)
+    args = dict(rest.split("=", 1) for keyword, rest in steps if keyword == "ARG" and "=" in rest)
+    user = [rest for keyword, rest in steps if keyword == "USER"][-1]
+    uid, gid = (args.get(part.strip("${}"), part) for part in user.split(":"))
+    assert uid.isdigit() and int(uid) >= 1000 and gid.isdigit()
+    text = (ROOT / "Dockerfile").read_text()
+    assert "mkdir -p /app/log /app/data" in text and "chown cloudeye:cloudeye /app/log /app/data" in text
+    assert '--uid "${CLOUDEYE_UID}"' in text
+    entrypoint = [rest for keyword, rest in steps if keyword == "ENTRYPOINT"][-1]
+    cmd = [rest for keyword, rest in steps if keyword == "CMD"][-1]
+    assert isinstance(json.loads(entrypoint), list) and isinstance(json.loads(cmd), list)
+    # The entrypoint hands the process over with exec, so it receives SIGTERM itself.
+    script = (ROOT / "docker" / "entrypoint.sh").read_text()
+    assert script.count("exec ") >= 4
+
+
+def test_nginx_log_directory_matches_the_app_uid():
+    steps = instructions(ROOT / "Dockerfile")
+    uid = next(
+        rest.split("=")[1] for keyword, rest in steps if keyword == "ARG" and rest.startswith("CLOUDEYE_UID=")
+    )
+    assert f"chown {uid}:{uid} /var/log/cloudeye" in (ROOT / "nginx" / "Dockerfile").read_text()
+
+
+def test_entrypoint_runs_other_commands_as_given():
+    result = subprocess.run(
+        ["sh", str(ROOT / "docker" / "entrypoint.sh"), "echo", "hello"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert result.returncode == 0 and result.stdout == "hello\n"
+
+
+def test_build_context_excludes_secrets_and_local_state():
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "*" in ignore  # everything is excluded unless let through below
+    allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    assert not allowed & {".env", ".venv", ".git", ".stack", "data", "log", "tests"}
+    # Whatever the Dockerfile copies from the context is let through.
+    copy_lines = [line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")]
+    copied = [
+        re.match(r"COPY (?:--\S+ )*(\S+) ", line).group(1) for line in copy_lines if "--from=" not in line
+    ]
+    assert "services/" in copied
+    for source in copied:
+        assert source.rstrip("/") in allowed, source
+
+
+# --- every healthcheck command exists where it runs -------------------------------------------------------
+
+
+def test_api_healthcheck_script_is_in_the_image_and_works(compose):
+    test = compose["services"]["api"]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "docker/healthcheck.py"]
+    assert "COPY --chown=root:root --chmod=0755 docker/ docker/" in (ROOT / "Dockerfile").read_text()
+    statuses = iter([200, 503])
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(next(statuses))
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/readyz"
+        script = str(ROOT / "docker" / "healthcheck.py")
+        assert subprocess.run([sys.executable, script, url], timeout=30).returncode == 0
+        assert subprocess.run([sys.executable, script, url], capture_output=True, timeout=30).returncode == 1
+    finally:
+        server.shutdown()
+    closed = subprocess.run([sys.executable, script, url], capture_output=True, timeout=30)
+    assert closed.returncode == 1
+
+
+def test_sync_healthcheck_entry_exists(compose):
+    assert compose["services"]["sync"]["healthcheck"]["test"][1:] == [
+        "python",
+        "sync_main.py",
+        "--healthcheck",
+    ]
+    assert (ROOT / "sync_main.py").is_file()
+    assert "COPY --chown=root:root *.py ./" in (ROOT / "Dockerfile").read_text()
+    result = subprocess.run(
+        [sys.executable, "sync_main.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and "--healthcheck" in result.stdout
+
+
+def test_nginx_healthcheck_tool_is_in_its_image(compose):
+    assert compose["services"]["nginx"]["healthcheck"]["test"][1] == "wget"
+    base = next(rest for keyword, rest in instructions(ROOT / "nginx" / "Dockerfile") if keyword == "FROM")
+    assert re.fullmatch(r"nginx:\d+\.\d+\.\d+-alpine", base), "busybox wget comes with the alpine variant"
+    major, minor, _ = map(int, base.split(":")[1].split("-")[0].split("."))
+    assert (major, minor) >= (1, 27), "upstream `server ... resolve` needs nginx 1.27.3+"
+
+
+def test_database_and_cache_healthchecks_use_their_images_clients(compose):
+    assert compose["services"]["mysql"]["image"].startswith("mysql:")  # the official image ships `mysql`
+    assert "mysql --protocol=TCP" in compose["services"]["mysql"]["healthcheck"]["test"][1]
+    assert compose["services"]["redis"]["image"].startswith("redis:")  # ships redis-cli
+    assert compose["services"]["redis"]["healthcheck"]["test"][1].startswith("redis-cli ")
