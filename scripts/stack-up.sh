@@ -111,7 +111,8 @@ programs=(dataapi nginx)
 deadline=$((SECONDS + STACK_READY_TIMEOUT))
 ready=0
 while [ "$SECONDS" -lt "$deadline" ]; do
-	if stack_ctl status "${programs[@]}" >/dev/null &&
+	# Not the exit code: supervisorctl answers 0 for STARTING too, before startsecs have passed.
+	if stack_ctl status "${programs[@]}" 2>/dev/null | awk '$2 != "RUNNING" { bad = 1 } END { exit bad || NR == 0 }' &&
 		[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$url" || true)" = 200 ] &&
 		{ [ "$STACK_WITHOUT_SYNC" = 1 ] || "$CLOUDEYE_VENV/bin/python" sync_main.py --healthcheck >/dev/null 2>&1; }; then
 		ready=1
@@ -126,5 +127,5 @@ if [ "$ready" != 1 ]; then
 	done
 	stack_die "not ready after ${STACK_READY_TIMEOUT}s ($url); logs in $LOG_DIR; make stack-down stops what started"
 fi
-stack_ctl status || true # exit 3 while a program is still STARTING
+stack_ctl status || true
 stack_log "ready: http://$STACK_BIND:$STACK_PORT/api/cloudeye/v1 (admin $CLOUDEYE_ADMIN_USERNAME, $admin_note)"
