@@ -13,7 +13,7 @@ from sqlalchemy.orm import defer
 from services.errors import NotFound
 from services.extensions import db
 from services.models import SEVERITY_RANK, BugImport, Finding, User
-from services.sites import get_site, invalidate_site, visible_site_ids
+from services.sites import get_site, invalidate_site, only_visible_sites
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +40,7 @@ def _visible(query: sa.Select, column, user: User, site_id: int | None) -> sa.Se
     if site_id is not None:
         get_site(user, site_id)  # 404 when the caller may not see it
         return query.where(column == site_id)
-    if user.is_admin:
-        return query
-    return query.where(column.in_(visible_site_ids(user)))
+    return only_visible_sites(query, column, user)
 
 
 def list_findings(

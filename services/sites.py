@@ -70,6 +70,18 @@ def visible_site_ids(user: User):
     return sa.select(Site.id).where(sa.or_(Site.owner_id == user.id, Site.id.in_(shared)))
 
 
+def only_visible_sites(query: sa.Select, site_id_column, user: User) -> sa.Select:
+    """Restrict `query` to rows of sites `user` may read.
+
+    The ids go in as a literal list, not as the `visible_site_ids` subquery: with a subquery MySQL
+    walks the whole big table (findings, checks) in sort order and probes the subquery per row, which
+    took 54 s for an operator's first page over a million findings; with the list it is an index
+    range per site (9 ms)."""
+    if user.is_admin:
+        return query
+    return query.where(site_id_column.in_(db.session.scalars(visible_site_ids(user)).all()))
+
+
 def can_write(user: User, site: Site) -> bool:
     if user.is_admin:
         return True
@@ -132,10 +144,17 @@ def update_site(user: User, site_id: int, changes: dict) -> Site:
         raise Invalid(
             "timeout_s must not exceed check_interval_s", errors={"timeout_s": ["exceeds check_interval_s"]}
         )
+    new_target = "url" in changes and changes["url"] != site.url
     for field, value in changes.items():
         setattr(site, field, value)
-    if "check_interval_s" in changes or changes.get("paused") is False:
-        site.next_check_at = datetime.now(UTC)
+    now = datetime.now(UTC)
+    if new_target:
+        # Another page: check it at once, and let its first fetch be the tamper baseline rather than
+        # a "defacement" of the old page.
+        site.next_check_at = now
+        site.baseline_requested_at = now
+    elif "check_interval_s" in changes or changes.get("paused") is False:
+        site.next_check_at = now
     db.session.commit()
     invalidate_site(site.id)
     return site

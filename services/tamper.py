@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from services.errors import Invalid, NotFound
 from services.extensions import db
 from services.models import TamperBaseline, TamperEvent, User
-from services.sites import get_site, visible_site_ids
+from services.sites import get_site, only_visible_sites
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,8 @@ def list_events(user: User, site_id=None, status=None) -> sa.Select:
     if site_id is not None:
         get_site(user, site_id)
         query = query.where(TamperEvent.site_id == site_id)
-    elif not user.is_admin:
-        query = query.where(TamperEvent.site_id.in_(visible_site_ids(user)))
+    else:
+        query = only_visible_sites(query, TamperEvent.site_id, user)
     if status:
         query = query.where(TamperEvent.status == status)
     return query.order_by(TamperEvent.detected_at.desc(), TamperEvent.id.desc())

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import mysql, sqlite
 from services.cache import cache
 from services.extensions import db
 from services.models import Incident, Site, UsabilityCheck, UsabilityRollup, User
-from services.sites import get_site, invalidate_site, visible_site_ids
+from services.sites import get_site, invalidate_site, only_visible_sites
 
 log = logging.getLogger(__name__)
 UPTIME_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -205,8 +205,8 @@ def list_checks(user: User, site_id=None, status=None, since=None, until=None) -
     if site_id is not None:
         get_site(user, site_id)
         query = query.where(UsabilityCheck.site_id == site_id)
-    elif not user.is_admin:
-        query = query.where(UsabilityCheck.site_id.in_(visible_site_ids(user)))
+    else:
+        query = only_visible_sites(query, UsabilityCheck.site_id, user)
     if status:
         query = query.where(UsabilityCheck.status == status)
     if since:
@@ -221,8 +221,8 @@ def list_incidents(user: User, site_id=None, open_only: bool | None = None) -> s
     if site_id is not None:
         get_site(user, site_id)
         query = query.where(Incident.site_id == site_id)
-    elif not user.is_admin:
-        query = query.where(Incident.site_id.in_(visible_site_ids(user)))
+    else:
+        query = only_visible_sites(query, Incident.site_id, user)
     if open_only is True:
         query = query.where(Incident.ended_at.is_(None))
     elif open_only is False:

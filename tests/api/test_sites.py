@@ -1,5 +1,9 @@
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
+from services.extensions import db
+from services.models import Site
 from tests.factories import create_site, share
 
 VALID = {"name": "Shop", "url": "https://shop.example.test/"}
@@ -63,6 +67,23 @@ def test_patch_changes_only_given_fields_and_validates(operator):
     # the rule between two fields holds when only one of them is sent
     assert operator.patch(f"/sites/{site['id']}", json={"timeout_s": 90}).status_code == 422
     assert operator.get(f"/sites/{site['id']}").get_json()["timeout_s"] == 10
+
+
+def test_a_new_url_is_checked_at_once_and_gives_the_tamper_baseline(operator):
+    site = create_site(operator.user, url="https://old.example.test/")
+    later = datetime.now(UTC) + timedelta(hours=1)
+    site.next_check_at = later
+    db.session.commit()
+
+    assert operator.patch(f"/sites/{site.id}", json={"name": "renamed"}).status_code == 200
+    db.session.expire_all()
+    assert db.session.get(Site, site.id).next_check_at > datetime.now(UTC)  # a rename changes nothing
+
+    assert operator.patch(f"/sites/{site.id}", json={"url": "https://new.example.test/"}).status_code == 200
+    db.session.expire_all()
+    changed = db.session.get(Site, site.id)
+    assert changed.next_check_at <= datetime.now(UTC)
+    assert changed.baseline_requested_at is not None
 
 
 def test_list_is_paginated_and_filtered(operator):
