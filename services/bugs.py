@@ -17,8 +17,8 @@ from services.sites import get_site, invalidate_site, only_visible_sites
 
 log = logging.getLogger(__name__)
 
-# Every order ends with the id so that pages never overlap. severity_rank, last_seen_at and id orders
-# are served by indexes; first_seen_at has none of its own and is sorted within the filtered rows.
+# Every order ends with the id so that pages never overlap; each is served by an index (alone and after
+# site_id), so a page is read off the index rather than sorted from every matching finding.
 SORTS = {
     "severity": (Finding.severity_rank.asc(), Finding.id.asc()),
     "-severity": (Finding.severity_rank.desc(), Finding.id.desc()),

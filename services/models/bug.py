@@ -21,10 +21,12 @@ class Finding(db.Model):
         sa.Index("ix_findings_site_status_sev", "site_id", "status", "severity_rank"),
         sa.Index("ix_findings_site_scanner_status", "site_id", "scanner", "status"),
         sa.Index("ix_findings_site_last_seen", "site_id", "last_seen_at"),
+        sa.Index("ix_findings_site_first_seen", "site_id", "first_seen_at"),
         sa.Index("ix_findings_status_sev", "status", "severity_rank"),
         sa.Index("ix_findings_severity", "severity_rank"),
         sa.Index("ix_findings_scanner", "scanner"),
         sa.Index("ix_findings_last_seen", "last_seen_at"),
+        sa.Index("ix_findings_first_seen", "first_seen_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
