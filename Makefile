@@ -37,7 +37,9 @@ makemigrations: venv ## new migration from the models: make makemigrations m="wh
 	$(VENV)/bin/flask db migrate -m "$(m)"
 
 .PHONY: test
-test: venv ## run the whole test suite, stack tests included (starts MariaDB and Redis, installs nginx when needed)
+test: venv ## lint, then the whole test suite, stack tests included (starts MariaDB and Redis, installs nginx when needed)
+	$(VENV)/bin/ruff check --quiet .
+	$(VENV)/bin/ruff format --check --quiet .
 	scripts/ensure-services.sh
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 	@echo "=== API and service tests again on SQLite, the embedded default of make run"
