@@ -6,8 +6,10 @@
 # Two callers, the same SQL:
 #   - the mysql image, on the first start of an empty data volume: its entrypoint *sources* this file
 #     (after creating MYSQL_DATABASE and MYSQL_USER with ALL on that database, which this narrows) and
-#     provides docker_process_sql;
-#   - scripts/stack-up.sh, against the host's MariaDB/MySQL: it *executes* this file with MYSQL_CLIENT
+#     provides docker_process_sql. The image sources only a NON-executable *.sh and runs an executable
+#     one as a separate process, where docker_process_sql and the root password's client file do not
+#     exist: so this file stays mode 0644 (tests/deploy/test_mysql_init.py checks it);
+#   - scripts/stack-up.sh, against the host's MariaDB/MySQL: it runs `bash` on this file with MYSQL_CLIENT
 #     set to an administrator's client command line (e.g. "mariadb -h 127.0.0.1 -P 3306 -u root").
 # Variables: MYSQL_DATABASE, MYSQL_USER, MYSQL_PASSWORD (the ones compose passes to the mysql service),
 # MYSQL_USER_HOSTS (hosts the user may connect from; default '%').

@@ -35,15 +35,18 @@ class BatchReport:
     lateness_s: list = field(default_factory=list)
     outcomes: list = field(default_factory=list)  # the stored ones, for the follow-ups
 
-    def add(self, other: "BatchReport") -> None:
+    def add(self, other: "BatchReport", samples: bool = True) -> None:
+        """Add `other`'s counts; with `samples` false, not its per-check lateness and outcomes (running
+        totals of a long-lived worker must not grow with every check)."""
         self.stored += other.stored
         self.skipped += other.skipped
         self.failed += other.failed
         for action, count in other.tamper.items():
             self.tamper[action] = self.tamper.get(action, 0) + count
         self.findings_synced += other.findings_synced
-        self.lateness_s.extend(other.lateness_s)
-        self.outcomes.extend(other.outcomes)
+        if samples:
+            self.lateness_s.extend(other.lateness_s)
+            self.outcomes.extend(other.outcomes)
 
 
 def store(outcomes: list[Outcome]) -> BatchReport:

@@ -152,8 +152,8 @@ class Worker:
 
     def _count(self, report: BatchReport) -> None:
         with self._lock:
-            self.totals.add(report)
-            self._progress.add(report)
+            self.totals.add(report, samples=False)  # counts only: it lives as long as the process
+            self._progress.add(report)  # the lateness samples of one progress period
 
     def run_once(self, timeout_s: float = 60.0) -> BatchReport:
         """Claim everything due (up to the concurrency), probe it, store it: one pass, in the caller's

@@ -143,3 +143,17 @@ def test_results_of_a_deleted_site_are_dropped(operator, worker, web):
     assert operator.delete(f"/sites/{site_id}").status_code == 204
     report = worker.run_once()
     assert report.stored == 0 and report.failed == 0
+
+
+def test_running_totals_keep_counts_not_one_sample_per_check(operator, worker, web):
+    # A worker runs for months: its totals must not keep the lateness of every check it ever stored.
+    site_ids = [_create(operator, web.set(f"/p{i}")) for i in range(3)]
+    assert worker.run_once().stored == 3
+    _recheck(operator, *site_ids)
+    assert worker.run_once().stored == 3
+    assert worker.totals.stored == 6
+    assert worker.totals.lateness_s == [] and worker.totals.outcomes == []
+    # The progress log still gets the samples of its period, and starts over after logging them.
+    assert len(worker._progress.lateness_s) == 6
+    worker._log_progress()
+    assert worker._progress.lateness_s == [] and worker.totals.stored == 6
