@@ -39,12 +39,14 @@ SQL
 }
 
 if declare -F docker_process_sql >/dev/null; then
-	# Sourced by the mysql image's entrypoint (which runs with errexit and nounset).
+	# Sourced by the mysql image's entrypoint (errexit and pipefail on; its options are left as they are).
 	mysql_note "cloudeye: narrowing the privileges of '${MYSQL_USER}' to '${MYSQL_DATABASE}'"
 	cloudeye_app_user_sql | docker_process_sql --database=mysql
 else
 	set -euo pipefail
 	sql=$(cloudeye_app_user_sql)
+	# No default client: a bare `mysql` would run this against whatever server it reaches first.
+	client=${MYSQL_CLIENT:?MYSQL_CLIENT is required outside the mysql image (an admin client command line)}
 	# shellcheck disable=SC2086 # MYSQL_CLIENT is a command line
-	${MYSQL_CLIENT:-mysql} <<<"$sql"
+	$client <<<"$sql"
 fi
