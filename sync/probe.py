@@ -3,10 +3,11 @@
 A probe never touches the database: it gets a `Target` (a snapshot of the site) and returns a
 `ProbeResult`, so any number of them run in threads while one writer stores the results.
 
-The site's timeout is a deadline for the whole probe (DNS excepted: `getaddrinfo` cannot be interrupted,
-the resolver's own timeout bounds it). Per-operation socket timeouts alone would let a server that drips
-one byte per second hold a probe forever, so a `Watchdog` thread shuts down the socket of any probe
-past its deadline; the probe then reports a timeout.
+The site's timeout is a deadline for the whole probe, DNS included. Per-operation socket timeouts alone
+would let a server that drips one byte per second hold a probe forever, so a `Watchdog` thread shuts
+down the socket of any probe past its deadline; the probe then reports a timeout. `getaddrinfo` cannot
+be interrupted and the system resolver may take 30 s and more to give up, so names are looked up on a
+thread of their own (`resolve`) that the probe stops waiting for at its deadline (a `dns` failure).
 """
 
 import contextlib
@@ -158,6 +159,46 @@ class Watchdog:
 WATCHDOG = Watchdog()
 
 
+# --- name lookups -----------------------------------------------------------------------------------
+
+# Lookups still running after their probe gave up on them, at most (each holds a thread until the
+# resolver answers). Past that the resolver is not answering anyone: further lookups fail at once.
+MAX_PENDING_LOOKUPS = 256
+_lookup_slots = threading.BoundedSemaphore(MAX_PENDING_LOOKUPS)
+
+
+def resolve(host: str, port: int, guard: _Guard) -> list:
+    """`socket.getaddrinfo` for a TCP connection, waited for no longer than the probe's deadline."""
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        pass
+    else:  # an address: nothing to look up, nothing that can hang
+        return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+    if not _lookup_slots.acquire(blocking=False):
+        raise ProbeError(
+            "dns", f"DNS lookup of {host} not started: {MAX_PENDING_LOOKUPS} lookups hang already"
+        )
+    answer: dict = {}
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            answer["addresses"] = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        except BaseException as exc:  # noqa: BLE001 - handed to the probe
+            answer["error"] = exc
+        finally:
+            done.set()
+            _lookup_slots.release()
+
+    threading.Thread(target=lookup, name="dns-lookup", daemon=True).start()
+    if not done.wait(max(0.0, guard.deadline - time.monotonic())):
+        raise ProbeError("dns", f"DNS lookup of {host} did not answer within the timeout")
+    if "error" in answer:
+        raise answer["error"]
+    return answer["addresses"]
+
+
 # --- the probe --------------------------------------------------------------------------------------
 
 
@@ -195,8 +236,9 @@ class Prober:
             result.failure_kind, result.reason = classify(exc)
         finally:
             guard.finish()
-        if guard.fired and not result.up and result.failure_kind != "timeout":
-            # The watchdog cut the connection: whatever error that caused is really a timeout.
+        if guard.fired and not result.up and result.failure_kind not in ("timeout", "dns"):
+            # The watchdog cut the connection: whatever error that caused is really a timeout (a name
+            # that did not resolve in time stays a DNS failure: no connection was ever made).
             result.failure_kind, result.reason = "timeout", None
         if result.failure_kind == "timeout":
             result.reason = f"no complete answer within {target.timeout_s:g} s"
@@ -299,7 +341,7 @@ class Prober:
     def _connect(self, host: str, port: int, guard: _Guard) -> socket.socket:
         """socket.create_connection, but every attempt bounded by what is left of the deadline."""
         try:
-            addresses = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+            addresses = resolve(host, port, guard)
         except socket.gaierror as exc:
             raise ProbeError("dns", f"DNS lookup of {host} failed: {exc.strerror or exc}") from None
         if not self.allow_private:

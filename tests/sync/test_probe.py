@@ -1,6 +1,7 @@
 """The HTTP(S) probe against local servers: statuses, keyword rule, redirects, failures, TLS, deadline."""
 
 import gzip
+import socket
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -79,6 +80,33 @@ def test_refused(web):
 def test_dns_failure():
     result = probe("http://no-such-host.invalid/")
     assert not result.up and result.failure_kind == "dns" and "no-such-host.invalid" in result.reason
+
+
+def test_a_dns_lookup_that_hangs_is_cut_at_the_sites_timeout(monkeypatch):
+    # The system resolver may hang far beyond the site's timeout (and getaddrinfo cannot be interrupted):
+    # the probe must give up at its deadline, not hold a probe slot (and its claim) meanwhile.
+    release = threading.Event()
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host == "hangs.example":
+            release.wait(120)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    results = []
+    runner = threading.Thread(target=lambda: results.append(probe("http://hangs.example/", timeout_s=1)))
+    runner.start()
+    try:
+        runner.join(60)
+        answered_while_lookup_hangs = not runner.is_alive()
+    finally:
+        release.set()
+        runner.join(120)
+    assert answered_while_lookup_hangs
+    [result] = results
+    assert not result.up and result.failure_kind == "dns" and "hangs.example" in result.reason
 
 
 def test_slow_answer_is_a_timeout(web):
