@@ -28,8 +28,11 @@ def get_user(user_id: int) -> User:
     return user
 
 
-def list_users():
-    return sa.select(User).order_by(User.id)
+def list_users(role: str | None = None):
+    query = sa.select(User).order_by(User.id)
+    if role:
+        query = query.where(User.role == role)
+    return query
 
 
 def create_user(username: str, password: str, role: str = "viewer", email: str | None = None) -> User:
@@ -48,7 +51,11 @@ def create_user(username: str, password: str, role: str = "viewer", email: str |
 
 def update_user(actor: User, user: User, changes: dict) -> User:
     if "username" in changes and changes["username"] != user.username:
-        taken = db.session.scalar(sa.select(User.id).where(User.username == changes["username"]))
+        # The user themselves does not count: on MySQL's case-insensitive collation "alice" -> "Alice"
+        # finds "alice" and is not a clash.
+        taken = db.session.scalar(
+            sa.select(User.id).where(User.username == changes["username"], User.id != user.id)
+        )
         if taken is not None:
             raise Conflict("username is taken", errors={"username": ["already taken"]})
         user.username = changes["username"]
@@ -67,7 +74,11 @@ def update_user(actor: User, user: User, changes: dict) -> User:
     if "password" in changes:
         user.password_hash = hash_password(changes["password"])
         _revoke_all_tokens(user, kind="login")
-    db.session.commit()
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError as exc:  # the same username taken meanwhile by another request
+        db.session.rollback()
+        raise Conflict("username is taken", errors={"username": ["already taken"]}) from exc
     return user
 
 

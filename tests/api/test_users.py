@@ -58,6 +58,25 @@ def test_login_is_rate_limited_per_client_and_username(client, app):
     assert login(client, user.username, ip="10.9.9.8").status_code == 200
 
 
+def test_a_client_reaching_the_api_directly_cannot_dodge_the_limit_with_x_real_ip(client, app):
+    """X-Real-IP counts only from a proxy on a loopback or private address (nginx); from a public
+    address every attempt counts against that address, whatever the header says."""
+    user = create_user("viewer")
+    limit = app.config["LOGIN_RATE_LIMIT"]
+    codes = [
+        client.post(
+            api("/users/login"),
+            json={"username": user.username, "password": "bad password"},
+            headers={"X-Real-IP": f"198.51.100.{attempt}"},
+            environ_base={"REMOTE_ADDR": "203.0.113.7"},
+        ).status_code
+        for attempt in range(limit + 1)
+    ]
+    assert codes == [401] * limit + [429]
+    # behind a proxy on a private address the header names the client, as nginx sends it
+    assert login(client, user.username, ip="198.51.100.99").status_code == 200
+
+
 def test_missing_bad_expired_and_revoked_tokens_are_401(client):
     user = create_user("viewer")
     assert client.get(api("/users/me")).status_code == 401
@@ -117,6 +136,15 @@ def test_admin_manages_users(admin):
     assert admin.post("/users", json={"username": "carol", "password": "long enough pw"}).status_code == 409
     assert admin.delete(f"/users/{user_id}").status_code == 204
     assert admin.get(f"/users/{user_id}").status_code == 404
+
+
+def test_a_user_can_be_renamed_to_another_spelling_of_their_own_name(admin):
+    """MySQL compares usernames case-insensitively: the user's own row is no clash."""
+    user = create_user("viewer", username="dora")
+    response = admin.patch(f"/users/{user.id}", json={"username": "Dora"})
+    assert response.status_code == 200 and response.get_json()["username"] == "Dora"
+    other = create_user("viewer", username="erik")
+    assert admin.patch(f"/users/{other.id}", json={"username": "Dora"}).status_code == 409
 
 
 def test_admin_cannot_lock_themselves_out(admin):

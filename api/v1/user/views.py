@@ -1,9 +1,8 @@
-from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import public
-from api.common import PageArgs, current_token, current_user, page_of, paginate
+from api.common import PageArgs, client_address, current_token, current_user, page_of, paginate
 from api.v1.user.schemas import (
     LoginResultSchema,
     LoginSchema,
@@ -16,7 +15,6 @@ from api.v1.user.schemas import (
     UserUpdateSchema,
 )
 from services import users
-from services.models import User
 
 blp = Blueprint("user", __name__, url_prefix="/users", description="Accounts, logins and API tokens")
 
@@ -30,8 +28,7 @@ blp = Blueprint("user", __name__, url_prefix="/users", description="Accounts, lo
 @blp.alt_response(429, description="too many attempts")
 def login(credentials):
     """Exchange a username and password for a bearer token"""
-    client = request.headers.get("X-Real-IP") or request.remote_addr or "-"
-    users.check_login_rate(client, credentials["username"])
+    users.check_login_rate(client_address(), credentials["username"])
     user, secret, token = users.login(credentials["username"], credentials["password"])
     return {"token": secret, "token_type": "Bearer", "expires_at": token.expires_at, "user": user}
 
@@ -57,10 +54,7 @@ class Users(MethodView):
     def get(self, args):
         """List users (admin)"""
         users.require_role(current_user(), "admin")
-        query = users.list_users()
-        if args.get("role"):
-            query = query.where(User.role == args["role"])
-        return paginate(query, args)
+        return paginate(users.list_users(args.get("role")), args)
 
     @blp.arguments(UserCreateSchema)
     @blp.response(201, UserSchema)
