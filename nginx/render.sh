@@ -27,12 +27,14 @@ NGINX_UPSTREAM=${NGINX_UPSTREAM:-api:8000}
 NGINX_RESOLVER=${NGINX_RESOLVER:-}
 
 # --- limits and timeouts ---------------------------------------------------------------------------
-# Report uploads: the app accepts MAX_REPORT_BYTES plus 1 MiB of multipart overhead (MAX_CONTENT_LENGTH).
+# Derived from the app's and gunicorn's settings below (after they are checked to be numbers):
+# - client_max_body_size: the app accepts MAX_REPORT_BYTES plus 1 MiB of multipart overhead;
+# - proxy timeouts: at least gunicorn's timeout, so nginx does not give up on a request gunicorn still serves;
+# - upstream keepalive_timeout: shorter than gunicorn's keepalive, so nginx drops an idle connection before
+#   gunicorn does and never sends a request on one gunicorn is closing (a 502 a POST is not retried from).
 MAX_REPORT_BYTES=${MAX_REPORT_BYTES:-209715200}
-NGINX_CLIENT_MAX_BODY_SIZE=${NGINX_CLIENT_MAX_BODY_SIZE:-$((MAX_REPORT_BYTES + 1048576))}
-# At least gunicorn's timeout, so nginx does not give up on a request gunicorn is still serving.
 GUNICORN_TIMEOUT=${GUNICORN_TIMEOUT:-60}
-NGINX_PROXY_TIMEOUT=${NGINX_PROXY_TIMEOUT:-$((GUNICORN_TIMEOUT + 5))s}
+GUNICORN_KEEPALIVE=${GUNICORN_KEEPALIVE:-75}
 NGINX_LOGIN_RATE=${NGINX_LOGIN_RATE:-10r/m}
 NGINX_LOGIN_BURST=${NGINX_LOGIN_BURST:-5}
 NGINX_WORKER_PROCESSES=${NGINX_WORKER_PROCESSES:-auto}
@@ -53,6 +55,16 @@ NGINX_TEMP_DIR=${NGINX_TEMP_DIR:-}
 NGINX_USER=${NGINX_USER:-}
 
 fail() { echo "render.sh: $*" >&2; exit 1; }
+for number in "MAX_REPORT_BYTES=$MAX_REPORT_BYTES" "GUNICORN_TIMEOUT=$GUNICORN_TIMEOUT" \
+	"GUNICORN_KEEPALIVE=$GUNICORN_KEEPALIVE"; do
+	case "${number#*=}" in '' | *[!0-9]*) fail "${number%%=*} must be a whole number, got '${number#*=}'" ;; esac
+done
+NGINX_CLIENT_MAX_BODY_SIZE=${NGINX_CLIENT_MAX_BODY_SIZE:-$((MAX_REPORT_BYTES + 1048576))}
+NGINX_PROXY_TIMEOUT=${NGINX_PROXY_TIMEOUT:-$((GUNICORN_TIMEOUT + 5))s}
+keepalive=$((GUNICORN_KEEPALIVE - 5))
+[ "$keepalive" -gt 60 ] && keepalive=60
+[ "$keepalive" -lt 1 ] && keepalive=1
+NGINX_UPSTREAM_KEEPALIVE_TIMEOUT=${NGINX_UPSTREAM_KEEPALIVE_TIMEOUT:-${keepalive}s}
 case "$NGINX_TLS" in on | off) ;; *) fail "NGINX_TLS must be on or off, got '$NGINX_TLS'" ;; esac
 case "$NGINX_UPSTREAM" in *' '* | '') fail "NGINX_UPSTREAM must be one host:port or unix:/path" ;; esac
 [ -f "$NGINX_DENY_FILE" ] || fail "deny list $NGINX_DENY_FILE does not exist (an empty file is fine)"
@@ -95,12 +107,12 @@ NGINX_HSTS_LINE=
 [ "$NGINX_TLS" = on ] && NGINX_HSTS_LINE='add_header Strict-Transport-Security "max-age=31536000; includeSubDomains" always;'
 
 export NGINX_OUT_DIR NGINX_LISTEN NGINX_TLS_LISTEN NGINX_TLS_CERT NGINX_TLS_KEY NGINX_SERVER_NAME \
-	NGINX_UPSTREAM NGINX_UPSTREAM_PARAMS NGINX_RESOLVER_LINE NGINX_CLIENT_MAX_BODY_SIZE NGINX_PROXY_TIMEOUT \
+	NGINX_UPSTREAM NGINX_UPSTREAM_PARAMS NGINX_UPSTREAM_KEEPALIVE_TIMEOUT NGINX_RESOLVER_LINE NGINX_CLIENT_MAX_BODY_SIZE NGINX_PROXY_TIMEOUT \
 	NGINX_LOGIN_RATE NGINX_LOGIN_BURST NGINX_WORKER_PROCESSES NGINX_WORKER_CONNECTIONS NGINX_REAL_IP_LINES \
 	NGINX_DENY_FILE NGINX_STATIC_ROOT NGINX_MIME_TYPES NGINX_PID NGINX_ACCESS_LOG_LINES NGINX_ERROR_LOG_LINES \
 	NGINX_TEMP_PATH_LINES NGINX_USER_LINE NGINX_HSTS_LINE
 VARS='${NGINX_OUT_DIR} ${NGINX_LISTEN} ${NGINX_TLS_LISTEN} ${NGINX_TLS_CERT} ${NGINX_TLS_KEY}
-${NGINX_SERVER_NAME} ${NGINX_UPSTREAM} ${NGINX_UPSTREAM_PARAMS} ${NGINX_RESOLVER_LINE}
+${NGINX_SERVER_NAME} ${NGINX_UPSTREAM} ${NGINX_UPSTREAM_PARAMS} ${NGINX_UPSTREAM_KEEPALIVE_TIMEOUT} ${NGINX_RESOLVER_LINE}
 ${NGINX_CLIENT_MAX_BODY_SIZE} ${NGINX_PROXY_TIMEOUT} ${NGINX_LOGIN_RATE} ${NGINX_LOGIN_BURST}
 ${NGINX_WORKER_PROCESSES} ${NGINX_WORKER_CONNECTIONS} ${NGINX_REAL_IP_LINES} ${NGINX_DENY_FILE}
 ${NGINX_STATIC_ROOT} ${NGINX_MIME_TYPES} ${NGINX_PID} ${NGINX_ACCESS_LOG_LINES} ${NGINX_ERROR_LOG_LINES}

@@ -210,6 +210,51 @@ def test_every_application_setting_reaches_the_app_containers(compose):
     assert settings - env_example_names() == set(), ".env.example does not document these settings"
 
 
+# Read by gunicorn.conf.py / render.sh, yet deliberately not taken from .env under compose: the bind address
+# and the trusted peers compose fixes, a pid file the container does not need, and the nginx image's paths
+# (TLS ones: compose.staging.yaml).
+NOT_FROM_ENV_FILE = {
+    "GUNICORN_BIND",
+    "GUNICORN_FORWARDED_ALLOW_IPS",
+    "GUNICORN_PIDFILE",
+    "NGINX_LISTEN",
+    "NGINX_UPSTREAM",
+    "NGINX_RESOLVER",
+    "NGINX_TLS",
+    "NGINX_TLS_LISTEN",
+    "NGINX_TLS_CERT",
+    "NGINX_TLS_KEY",
+    "NGINX_CONF_SRC",
+    "NGINX_OUT_DIR",
+    "NGINX_DENY_FILE",
+    "NGINX_STATIC_ROOT",
+    "NGINX_MIME_TYPES",
+    "NGINX_PID",
+    "NGINX_ACCESS_LOGS",
+    "NGINX_ERROR_LOGS",
+    "NGINX_TEMP_DIR",
+    "NGINX_USER",
+}
+
+
+def test_gunicorn_and_nginx_settings_in_env_reach_their_containers(compose):
+    """A tunable .env.example documents for gunicorn or nginx must get into the container that reads it:
+    compose passes only what a service's `environment` names."""
+    gunicorn = {
+        f"GUNICORN_{name}"
+        for name in re.findall(r'_env\("([A-Z_]+)"', (ROOT / "api/gunicorn.conf.py").read_text())
+    }
+    render = (ROOT / "nginx/render.sh").read_text()
+    nginx = set(re.findall(r"^((?:NGINX|GUNICORN|MAX)_[A-Z_]+)=\$\{\1", render, re.MULTILINE))
+    assert {"GUNICORN_KEEPALIVE", "NGINX_WORKER_PROCESSES", "NGINX_CONF_SRC"} <= gunicorn | nginx
+    for service, names in (("api", gunicorn), ("nginx", nginx)):
+        environment = compose["services"][service]["environment"]
+        missing = {name for name in names - NOT_FROM_ENV_FILE if name not in environment}
+        assert missing == set(), f"{service} never receives {sorted(missing)} from .env"
+        for name in names - NOT_FROM_ENV_FILE:
+            assert environment[name] == f"${{{name}:-}}" or environment[name].startswith(f"${{{name}:-"), name
+
+
 def test_ports_and_names_agree_between_nginx_compose_and_gunicorn(compose):
     services = compose["services"]
     upstream_host, upstream_port = services["nginx"]["environment"]["NGINX_UPSTREAM"].split(":")

@@ -100,6 +100,34 @@ def test_timeouts_are_aligned_with_gunicorn(plain):
     assert "proxy_read_timeout 125s;" in slower
 
 
+@pytest.mark.parametrize(
+    ("gunicorn_keepalive", "nginx_keepalive"), [("75", 60), ("300", 60), ("10", 5), ("2", 1)]
+)
+def test_nginx_drops_idle_upstream_connections_before_gunicorn(tmp_path, gunicorn_keepalive, nginx_keepalive):
+    conf = render_nginx(tmp_path, GUNICORN_KEEPALIVE=gunicorn_keepalive)
+    text = rendered_text(conf)
+    found = int(re.search(r"upstream cloudeye_api \{.*?keepalive_timeout (\d+)s;", text, re.S).group(1))
+    assert found == nginx_keepalive
+    assert found < int(gunicorn_keepalive)
+    assert found < int(gunicorn_settings(GUNICORN_KEEPALIVE=gunicorn_keepalive)["keepalive"])
+    assert nginx_test(conf).returncode == 0
+
+
+def test_render_refuses_numbers_that_are_not(tmp_path):
+    for name, value in (
+        ("GUNICORN_TIMEOUT", "60s"),
+        ("GUNICORN_KEEPALIVE", "x"),
+        ("MAX_REPORT_BYTES", "1e6"),
+    ):
+        result = subprocess.run(
+            ["sh", str(ROOT / "nginx" / "render.sh")],
+            env={"PATH": "/usr/bin:/bin", "NGINX_OUT_DIR": str(tmp_path), name: value},
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode != 0 and f"render.sh: {name} must be a whole number" in result.stderr
+
+
 def test_upstream_keepalive_and_request_id(plain):
     text = rendered_text(plain)
     assert re.search(r"upstream cloudeye_api \{[^}]*\bkeepalive \d+;", text)
