@@ -34,6 +34,8 @@ run: venv ## run cloudeye on http://127.0.0.1:$(PORT) (SQLite under ./data, no R
 .PHONY: makemigrations
 makemigrations: venv ## new migration from the models: make makemigrations m="what changed"
 	@test -n "$(m)" || { echo 'usage: make makemigrations m="what changed"'; exit 2; }
+	@# autogenerate compares the models with a database at head (Alembic refuses one that is behind)
+	$(VENV)/bin/flask db upgrade
 	$(VENV)/bin/flask db migrate -m "$(m)"
 
 .PHONY: test

@@ -89,7 +89,7 @@ stack_load_env
 
 # --- migrate, then the programs ------------------------------------------------------------------------
 stack_log "migrating ($CLOUDEYE_ENV)"
-"$CLOUDEYE_VENV/bin/flask" setup >"$LOG_DIR/migrate.out.log" 2>&1 ||
+CLOUDEYE_ROLE=migrate "$CLOUDEYE_VENV/bin/flask" setup >"$LOG_DIR/migrate.out.log" 2>&1 ||
 	{
 		tail -n 30 "$LOG_DIR/migrate.out.log" >&2
 		stack_die "flask setup failed (log: $LOG_DIR/migrate.out.log)"
