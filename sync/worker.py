@@ -73,6 +73,7 @@ class Worker:
         self._lock = threading.Lock()
         self._probing: set[int] = set()
         self._unwritten: dict[int, scheduler.Claim] = {}  # claimed, result not stored yet
+        self._writing = 0  # batches taken by a writer whose follow-ups are not queued yet
         self._results: queue.Queue[Outcome] = queue.Queue()
         self._followups: queue.Queue[Outcome] = queue.Queue(maxsize=max(100, 2 * self.batch_size))
         self._followups_dropped = 0
@@ -125,6 +126,15 @@ class Worker:
             pass
         if not batch:
             return BatchReport()
+        with self._lock:
+            self._writing += 1
+        try:
+            return self._write(batch, inline)
+        finally:
+            with self._lock:
+                self._writing -= 1
+
+    def _write(self, batch: list[Outcome], inline: bool) -> BatchReport:
         try:
             report = store(batch)
         finally:
@@ -292,8 +302,7 @@ class Worker:
                 try:
                     outcome = self._followups.get(timeout=0.5)
                 except queue.Empty:
-                    writer_done = self.stopping.is_set() and self.in_flight() == 0 and self._results.empty()
-                    if writer_done:
+                    if self.stopping.is_set() and self._nothing_left_to_follow_up():
                         return
                     continue
                 try:
@@ -302,6 +311,13 @@ class Worker:
                     log.exception("follow-up of site %s failed", outcome.claim.target.site_id)
                 finally:
                     db.session.remove()
+
+    def _nothing_left_to_follow_up(self) -> bool:
+        """No result waits for a writer and no writer is still queueing follow-ups (a batch leaves
+        `_unwritten` when stored, before its follow-ups are queued)."""
+        with self._lock:
+            writing = self._writing or self._unwritten
+        return not writing and self._results.empty() and self._followups.empty()
 
     def _periodic(self, name: str, interval_s: float, first_delay_s: float, job) -> None:
         with self.app.app_context():

@@ -1,0 +1,74 @@
+"""The worker's threads in-process: what a stopping worker still owes before its threads may exit."""
+
+import queue
+import threading
+import time
+
+from services.extensions import db
+from sync import worker as worker_module
+
+
+def wait_for(condition, timeout_s=60.0, what="condition"):
+    give_up = time.monotonic() + timeout_s
+    while time.monotonic() < give_up:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def test_follow_ups_of_the_last_batch_are_done_before_a_stopping_worker_exits(
+    app, operator, worker, web, monkeypatch
+):
+    # A batch leaves the in-flight set once stored, and only then are its follow-ups queued: a follow-up
+    # thread that looks in between must not conclude that nothing is left and exit.
+    response = operator.post("/sites", json={"name": "s", "url": web.set("/")})  # no security headers
+    site_id = response.get_json()["id"]
+    assert worker.claim_and_start()[0] == 1
+    wait_for(lambda: worker._results.qsize() == 1, what="the probe's result")
+    worker.stop()
+
+    between = threading.Event()
+    go_on = threading.Event()
+    real_needs_follow_up = worker_module.needs_follow_up
+
+    def needs_follow_up(outcome):
+        between.set()  # stored, out of the in-flight set, follow-up not queued yet
+        go_on.wait(120)
+        return real_needs_follow_up(outcome)
+
+    monkeypatch.setattr(worker_module, "needs_follow_up", needs_follow_up)
+    empty_polls = []
+    real_get = worker._followups.get
+
+    def get(*args, **kwargs):
+        try:
+            return real_get(*args, **kwargs)
+        except queue.Empty:
+            empty_polls.append(1)
+            raise
+
+    monkeypatch.setattr(worker._followups, "get", get)
+
+    def write():
+        with app.app_context():
+            try:
+                worker.write_pending(inline=False)
+            finally:
+                db.session.remove()
+
+    writer = threading.Thread(target=write, daemon=True)
+    follower = threading.Thread(target=worker._followup_loop, daemon=True)
+    writer.start()
+    try:
+        assert between.wait(60)
+        follower.start()
+        wait_for(lambda: len(empty_polls) >= 2, what="the follow-up thread to keep waiting")
+    finally:
+        go_on.set()
+    writer.join(60)
+    follower.join(60)
+    assert not writer.is_alive() and not follower.is_alive()
+    assert worker.totals.findings_synced == 1
+    found = operator.get(f"/bugs?site_id={site_id}&scanner=cloudeye").get_json()
+    assert found["total"] > 0
