@@ -3,6 +3,7 @@ healthcheck command of compose exists in the image that runs it."""
 
 import http.server
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -166,3 +167,62 @@ def test_database_and_cache_healthchecks_use_their_images_clients(compose):
     assert "mysql --protocol=TCP" in compose["services"]["mysql"]["healthcheck"]["test"][1]
     assert compose["services"]["redis"]["image"].startswith("redis:")  # ships redis-cli
     assert compose["services"]["redis"]["healthcheck"]["test"][1].startswith("redis-cli ")
+
+
+# --- the image's /app holds everything the processes need ---------------------------------------------
+
+
+def assemble_app_dir(target: Path) -> None:
+    """/app as the Dockerfile builds it: its COPY lines (from the build context, not the build stage)."""
+    ignored = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if not line.startswith("COPY ") or "--from=" in line:
+            continue
+        source, destination = [word for word in line.split()[1:] if not word.startswith("--")]
+        if source == "pyproject.toml":
+            continue  # the build stage's
+        if "*" in source:
+            for path in ROOT.glob(source):
+                shutil.copy2(path, target / destination / path.name)
+        else:
+            shutil.copytree(ROOT / source, target / destination, ignore=ignored)
+
+
+def test_the_image_files_alone_run_migrate_and_load_api_and_sync(tmp_path):
+    """Runs the migrate command, the WSGI import and the worker's CLI from a copy of the image's /app, with
+    the dependencies but not the checkout on sys.path (-S: the editable install's finder stays out), so a
+    file the Dockerfile or .dockerignore leaves out fails here rather than in a container."""
+    app = tmp_path / "app"
+    app.mkdir()
+    assemble_app_dir(app)
+    site_packages = next(Path(p) for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(site_packages),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "FLASK_APP": "cloudeye.py",
+        "CLOUDEYE_ENV": "production",
+        "SECRET_KEY": "an-image-test-secret-key-0123456789",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cloudeye.db'}",
+        "DATA_DIR": str(tmp_path / "data"),
+        "LOG_DIR": str(tmp_path / "log"),
+        "CLOUDEYE_ADMIN_USERNAME": "admin",
+        "CLOUDEYE_ADMIN_PASSWORD": "an-image-test-admin-password",
+    }
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-S", *args], cwd=app, env=env, capture_output=True, text=True, timeout=300
+        )
+
+    where = run(
+        "-c", "import cloudeye, services, api, sync; print(services.__file__, api.__file__, sync.__file__)"
+    )
+    assert where.returncode == 0, where.stderr
+    assert all(path.startswith(str(app)) for path in where.stdout.split()), where.stdout
+    migrate = run("-m", "flask", "setup")
+    assert migrate.returncode == 0, migrate.stdout + migrate.stderr
+    heads = run("-m", "flask", "db", "check")
+    assert heads.returncode == 0 and "No new upgrade operations" in heads.stdout + heads.stderr
+    worker = run("sync_main.py", "--help")
+    assert worker.returncode == 0 and "--healthcheck" in worker.stdout
