@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import joinedload
 
 from services.cache import cache
 from services.errors import Conflict, Forbidden, Invalid, NotFound
@@ -199,7 +200,13 @@ def _require_owner_or_admin(user: User, site: Site) -> None:
 
 def list_members(user: User, site_id: int):
     site = get_site(user, site_id)
-    return sa.select(SiteMember).where(SiteMember.site_id == site.id).order_by(SiteMember.user_id)
+    # The answer names each member: their user rows come with the page, not one query per member.
+    return (
+        sa.select(SiteMember)
+        .options(joinedload(SiteMember.user))
+        .where(SiteMember.site_id == site.id)
+        .order_by(SiteMember.user_id)
+    )
 
 
 def put_member(user: User, site_id: int, member_id: int, permission: str) -> tuple[SiteMember, bool]:
@@ -233,4 +240,4 @@ def delete_member(user: User, site_id: int, member_id: int) -> None:
 
 def invalidate_site(site_id: int) -> None:
     """Drop every cached read derived from this site; called after each write that changes them."""
-    cache.delete(cache.key("summary", site_id))
+    cache.invalidate(cache.key("summary", site_id))

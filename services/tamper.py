@@ -8,6 +8,7 @@ import logging
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.orm import defer
 
 from services.errors import Invalid, NotFound
 from services.extensions import db
@@ -26,7 +27,8 @@ TRANSITIONS = {
 
 
 def list_events(user: User, site_id=None, status=None) -> sa.Select:
-    query = sa.select(TamperEvent)
+    # The page and its diff (up to megabytes each) are left out of lists; GET /tamper/events/{id} has the diff.
+    query = sa.select(TamperEvent).options(defer(TamperEvent.content), defer(TamperEvent.diff))
     if site_id is not None:
         get_site(user, site_id)
         query = query.where(TamperEvent.site_id == site_id)

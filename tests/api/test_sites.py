@@ -4,7 +4,8 @@ import pytest
 
 from services.extensions import db
 from services.models import Site
-from tests.factories import create_site, share
+from tests.api.helpers import statements
+from tests.factories import create_site, create_user, share
 
 VALID = {"name": "Shop", "url": "https://shop.example.test/"}
 
@@ -185,3 +186,22 @@ class TestAccessMatrix:
         assert admin.delete(path).status_code == 204
         assert admin.delete(path).status_code == 404
         assert viewer.get(f"/sites/{site.id}").status_code == 404
+
+
+def test_the_member_list_reads_the_members_users_with_the_page(operator):
+    """No query per member for their usernames: the same number of statements for 1 or 8 members."""
+    site = create_site(operator.user)
+
+    def member_list_statements():
+        db.session.expire_all()  # the request shares this session: nothing may come from its memory
+        with statements() as sent:
+            body = operator.get(f"/sites/{site.id}/members").get_json()
+        assert all(item["username"] for item in body["items"])
+        return len(sent)
+
+    share(site, create_user("viewer"))
+    operator.get("/users/me")  # the token's last use is written once, not in the measured requests
+    one = member_list_statements()
+    for _ in range(7):
+        share(site, create_user("viewer"))
+    assert member_list_statements() == one

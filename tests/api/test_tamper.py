@@ -1,8 +1,11 @@
+import re
+
 import sqlalchemy as sa
 
 from services.extensions import db
 from services.models import TamperBaseline, TamperEvent
 from services.tamper_detect import compress, decompress, sha256
+from tests.api.helpers import statements
 from tests.factories import create_site, share
 
 DEFACED = (
@@ -91,3 +94,16 @@ def test_tamper_visibility_and_roles(admin, operator, other_operator, viewer):
     assert other_operator.patch(f"/tamper/events/{event.id}", json={"note": "seen"}).status_code == 200
     assert admin.patch(f"/tamper/events/{event.id}", json={"status": "resolved"}).status_code == 200
     assert admin.get("/tamper/events/999999").status_code == 404
+
+
+def test_lists_do_not_read_the_stored_pages_or_diffs(operator):
+    """Each event carries a compressed page and a diff of up to megabytes: a list of 100 must not
+    read them. The detail answer still has the diff."""
+    site = create_site(operator.user, tamper_enabled=True)
+    event = _event(site)
+    with statements() as sent:
+        listed = operator.get("/tamper/events").get_json()
+    assert listed["total"] == 1
+    selects = [s.lower() for s in sent if "from tamper_events" in s.lower()]
+    assert selects and not any(re.search(r"tamper_events\.(content|diff)\b", s) for s in selects)
+    assert operator.get(f"/tamper/events/{event.id}").get_json()["diff"].startswith("--- baseline")
