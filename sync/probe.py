@@ -191,7 +191,11 @@ def resolve(host: str, port: int, guard: _Guard) -> list:
             done.set()
             _lookup_slots.release()
 
-    threading.Thread(target=lookup, name="dns-lookup", daemon=True).start()
+    try:
+        threading.Thread(target=lookup, name="dns-lookup", daemon=True).start()
+    except BaseException:  # no thread to be had: the slot was never used
+        _lookup_slots.release()
+        raise
     if not done.wait(max(0.0, guard.deadline - time.monotonic())):
         raise ProbeError("dns", f"DNS lookup of {host} did not answer within the timeout")
     if "error" in answer:

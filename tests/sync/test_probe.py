@@ -109,6 +109,23 @@ def test_a_dns_lookup_that_hangs_is_cut_at_the_sites_timeout(monkeypatch):
     assert not result.up and result.failure_kind == "dns" and "hangs.example" in result.reason
 
 
+def test_a_lookup_that_could_not_start_gives_its_slot_back(web, monkeypatch):
+    monkeypatch.setattr(probe_module, "_lookup_slots", threading.BoundedSemaphore(1))
+
+    class NoLookupThread(threading.Thread):
+        def start(self):
+            if self.name == "dns-lookup":
+                raise RuntimeError("can't start new thread")
+            super().start()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(threading, "Thread", NoLookupThread)
+        result = probe(web.url("/", host="localhost"))
+    assert not result.up and "can't start new thread" in result.reason
+    web.set("/")
+    assert probe(web.url("/", host="localhost")).up  # the one lookup slot is free again
+
+
 def test_slow_answer_is_a_timeout(web):
     gate = threading.Event()
     url = web.set("/", gate=gate)
