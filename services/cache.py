@@ -45,6 +45,10 @@ class LocalStore:
         with self._lock:
             return sum(1 for key in keys if self._data.pop(key, None) is not None)
 
+    def mget(self, keys):
+        with self._lock:
+            return [self._live(key) for key in keys]
+
     def incr(self, key):
         with self._lock:
             value = int(self._live(key) or 0) + 1
@@ -133,6 +137,59 @@ class Cache:
         except redis.RedisError as exc:
             # A failed invalidation could leave a stale value: say so loudly. The TTL bounds it.
             log.error("cache invalidation failed for %s: %s", keys, exc)
+
+    # Versioned values: a reader that computed a value from the database while a write was being
+    # committed must not store it for later readers. Each key has a version that every invalidation
+    # bumps; a value is stored with the version read *before* the database was read, and served only
+    # while that version is still current. (Delete-on-write alone loses that race: the slow reader
+    # stores its stale value right after the writer deleted the key.)
+
+    def get_versioned(self, key) -> tuple[object | None, int | None]:
+        """(value, version): the value when one is stored for the current version, else None; the
+        version to pass to `set_versioned` (None when the cache is unavailable: then store nothing).
+        Read the version before reading the database the value comes from."""
+        try:
+            raw_version, raw = self.store.mget([self._version_key(key), key])
+        except redis.RedisError as exc:
+            log.warning("cache read failed, using the database: %s", exc)
+            return None, None
+        version = int(raw_version or 0)
+        if raw is not None:
+            entry = json.loads(raw)
+            if isinstance(entry, dict) and entry.get("version") == version:
+                return entry.get("value"), version
+        return None, version
+
+    def set_versioned(self, key, value, version: int | None, ttl: int | None = None):
+        if version is not None:
+            self.set_json(key, {"version": version, "value": value}, ttl)
+
+    def invalidate(self, *keys):
+        """Make the values of `keys` unservable, including ones computed before this call and
+        stored after it. Call after the write has been committed."""
+        if not keys:
+            return
+        version_ttl = max(86400, 10 * self._backend.ttl)  # outlives every value stored under a version
+        try:
+            store = self.store
+            if self.is_redis:
+                pipe = store.pipeline(transaction=False)
+                for key in keys:
+                    pipe.incr(self._version_key(key))
+                    pipe.expire(self._version_key(key), version_ttl)
+                pipe.delete(*keys)
+                pipe.execute()
+            else:
+                for key in keys:
+                    store.incr(self._version_key(key))
+                    store.expire(self._version_key(key), version_ttl)
+                store.delete(*keys)
+        except redis.RedisError as exc:
+            log.error("cache invalidation failed for %s: %s", keys, exc)
+
+    @staticmethod
+    def _version_key(key: str) -> str:
+        return key + ":version"
 
     def ping(self) -> bool:
         try:

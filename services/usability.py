@@ -231,13 +231,13 @@ def list_incidents(user: User, site_id=None, open_only: bool | None = None) -> s
 
 
 def summary(user: User, site_id: int) -> dict:
+    key = cache.key("summary", site_id)
+    cached, version = cache.get_versioned(key)  # the version before any of the rows are read
     site = get_site(user, site_id)  # access check on every call, even when cached
-    key = cache.key("summary", site.id)
-    cached = cache.get_json(key)
     if cached is not None:
         return cached
     value = _compute_summary(site)
-    cache.set_json(key, value)
+    cache.set_versioned(key, value, version)
     return value
 
 

@@ -1,7 +1,10 @@
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
+import sqlalchemy as sa
+
 from services.extensions import db
+from services.models import Site
 from services.usability import CheckResult, record_results
 from tests.factories import create_site, share
 
@@ -118,6 +121,30 @@ def test_summary_cache_is_invalidated_by_new_checks_and_site_changes(operator, r
     assert first["state"] == "up" and second["state"] == "down"
     assert operator.patch(f"/sites/{site.id}", json={"name": "renamed"}).status_code == 200
     assert not redis_client.exists(key)
+
+
+def test_a_summary_computed_during_a_write_is_not_served_after_it(operator, monkeypatch):
+    """A reader that read the rows before a write committed, and stores its summary after the write
+    invalidated the cache, must not leave that stale summary for the readers after the write."""
+    from services import usability
+    from services.sites import invalidate_site
+
+    site = create_site(operator.user)
+    _record(site, True)
+    compute = usability._compute_summary
+
+    def compute_then_a_write_lands(row):
+        value = compute(row)
+        with db.engine.begin() as connection:  # another request's write, committed and invalidated
+            connection.execute(sa.update(Site).where(Site.id == site.id).values(state="down"))
+        invalidate_site(site.id)
+        return value
+
+    monkeypatch.setattr(usability, "_compute_summary", compute_then_a_write_lands)
+    assert operator.get(f"/usability/summary?site_id={site.id}").get_json()["state"] == "up"
+    monkeypatch.setattr(usability, "_compute_summary", compute)
+    db.session.expire_all()
+    assert operator.get(f"/usability/summary?site_id={site.id}").get_json()["state"] == "down"
 
 
 def test_usability_visibility(operator, other_operator, viewer, admin):
