@@ -118,3 +118,12 @@ def test_targets_run_the_documented_commands(target, expected):
     positions = [output.find(fragment) for fragment in expected]
     assert -1 not in positions, output
     assert positions == sorted(positions), "commands out of order"
+
+
+def test_readme_covers_the_deployment():
+    """Issue 4: the Docker quick start, make migrate, upgrading, staging, the no-Docker stack, backups."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Deploying", 1)[1].split("\n## ", 1)[0]
+    for needed in ("make env", "make up", "make migrate", "Upgrading", "compose.staging.yaml", "make staging-up",
+                   "make stack", "make stack-down", "mysqldump", "mysql-data"):  # fmt: skip
+        assert needed in section, needed
