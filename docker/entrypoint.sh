@@ -5,7 +5,8 @@ set -eu
 
 case "${1:-api}" in
 api)
-	shift || true
+	# No arguments at all also means api. (`shift` without one would end a POSIX sh such as dash.)
+	if [ "$#" -gt 0 ]; then shift; fi
 	exec gunicorn -c api/gunicorn.conf.py "$@" cloudeye:app
 	;;
 sync)

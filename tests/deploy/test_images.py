@@ -94,6 +94,36 @@ def test_entrypoint_runs_other_commands_as_given():
     assert result.returncode == 0 and result.stdout == "hello\n"
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([], "gunicorn -c api/gunicorn.conf.py cloudeye:app"),
+        (["api"], "gunicorn -c api/gunicorn.conf.py cloudeye:app"),
+        (["api", "--workers", "3"], "gunicorn -c api/gunicorn.conf.py --workers 3 cloudeye:app"),
+        (["sync"], "python sync_main.py"),
+        (["sync", "--once"], "python sync_main.py --once"),
+        (["migrate"], "flask setup"),
+        (["flask", "db", "current"], "flask db current"),
+    ],
+)
+def test_entrypoint_shortcuts(tmp_path, args, expected):
+    """The shortcuts exec the process the Dockerfile's header names (fake binaries echo their argv); run
+    with sh, which is dash in the python image, as it will be there."""
+    for name in ("gunicorn", "python", "flask"):
+        fake = tmp_path / name
+        fake.write_text(f'#!/bin/sh\necho "{name} $*"\n')
+        fake.chmod(0o755)
+    result = subprocess.run(
+        ["sh", str(ROOT / "docker" / "entrypoint.sh"), *args],
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
+
+
 def test_build_context_excludes_secrets_and_local_state():
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     assert "*" in ignore  # everything is excluded unless let through below
