@@ -10,6 +10,7 @@ be interrupted and the system resolver may take 30 s and more to give up, so nam
 thread of their own (`resolve`) that the probe stops waiting for at its deadline (a `dns` failure).
 """
 
+import base64
 import contextlib
 import heapq
 import http.client
@@ -24,7 +25,7 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 from services.sites import status_accepted
 
@@ -253,8 +254,13 @@ class Prober:
 
     def _fetch(self, target: Target, guard: _Guard, result: ProbeResult) -> None:
         url = target.url
+        # Credentials in the site's URL (https://user:password@host/) are sent as HTTP basic auth, like
+        # curl and browsers do, and only to the site's own origin: never along a redirect to another.
+        origin, authorization = _origin(url), _basic_auth(url)
         for hop in range(MAX_REDIRECTS + 1):
-            status, reason, headers, body, tls_expiry = self._get(url, target, guard)
+            status, reason, headers, body, tls_expiry = self._get(
+                url, target, guard, authorization if _origin(url) == origin else None
+            )
             if tls_expiry is not None:
                 result.tls_expires_at = tls_expiry
             location = headers.get("location")
@@ -263,12 +269,14 @@ class Prober:
                     raise ProbeError("other", f"more than {MAX_REDIRECTS} redirects")
                 next_url = urljoin(url, location.strip())
                 if urlsplit(next_url).scheme not in ("http", "https"):
-                    raise ProbeError("other", f"redirect to an unsupported URL: {next_url[:200]}")
-                result.redirects.append(next_url)
+                    raise ProbeError(
+                        "other", f"redirect to an unsupported URL: {_without_userinfo(next_url)[:200]}"
+                    )
+                result.redirects.append(_without_userinfo(next_url))
                 url = next_url
                 continue
             break
-        result.final_url = url
+        result.final_url = _without_userinfo(url)  # it ends up in findings: no password in there
         result.http_status = status
         result.headers = headers
         if not status_accepted(target.accepted_status, status):
@@ -289,15 +297,15 @@ class Prober:
                 return
         result.up = True
 
-    def _get(self, url: str, target: Target, guard: _Guard):
+    def _get(self, url: str, target: Target, guard: _Guard, authorization: str | None = None):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ProbeError("other", f"not an http(s) URL: {url[:200]}")
+            raise ProbeError("other", f"not an http(s) URL: {_without_userinfo(url)[:200]}")
         https = parts.scheme == "https"
         try:
             port = parts.port or (443 if https else 80)
         except ValueError:
-            raise ProbeError("other", f"bad port in {url[:200]}") from None
+            raise ProbeError("other", f"bad port in {_without_userinfo(url)[:200]}") from None
         host = _ascii_host(parts.hostname)
         host_header = f"[{host}]" if ":" in host else host
         if port != (443 if https else 80):
@@ -318,17 +326,16 @@ class Prober:
             if parts.query:
                 path += "?" + parts.query
             sock.settimeout(guard.remaining())
-            connection.request(
-                "GET",
-                path,
-                headers={
-                    "Host": host_header,
-                    "User-Agent": USER_AGENT,
-                    "Accept": "text/html,application/xhtml+xml,*/*;q=0.8",
-                    "Accept-Encoding": "gzip, deflate",
-                    "Connection": "close",
-                },
-            )
+            request_headers = {
+                "Host": host_header,
+                "User-Agent": USER_AGENT,
+                "Accept": "text/html,application/xhtml+xml,*/*;q=0.8",
+                "Accept-Encoding": "gzip, deflate",
+                "Connection": "close",
+            }
+            if authorization:
+                request_headers["Authorization"] = authorization
+            connection.request("GET", path, headers=request_headers)
             sock.settimeout(guard.remaining())
             response = connection.getresponse()
             headers = {name.lower(): value for name, value in response.getheaders()}
@@ -402,6 +409,30 @@ class Prober:
             chunks.append(chunk)
             size += len(chunk)
         return b"".join(chunks)[: self.max_body_bytes]
+
+
+def _origin(url: str) -> tuple:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.scheme, (parts.hostname or "").lower(), port or (443 if parts.scheme == "https" else 80)
+
+
+def _basic_auth(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return None
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def _public(address: str) -> bool:

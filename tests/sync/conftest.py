@@ -40,6 +40,7 @@ class WebServer:
     def __init__(self, ssl_context: ssl.SSLContext | None = None):
         self.routes: dict[str, Route] = {}
         self.hits: Counter = Counter()
+        self.request_headers: dict[str, dict] = {}  # path -> the headers of its latest request
         self._lock = threading.Lock()
         server = self
 
@@ -50,6 +51,7 @@ class WebServer:
                 path = self.path.split("?", 1)[0]
                 with server._lock:
                     server.hits[path] += 1
+                    server.request_headers[path] = dict(self.headers.items())
                     route = server.routes.get(path)
                 if route is None:
                     route = Route(status=404, body=b"not found")

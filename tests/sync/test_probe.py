@@ -1,5 +1,6 @@
 """The HTTP(S) probe against local servers: statuses, keyword rule, redirects, failures, TLS, deadline."""
 
+import base64
 import gzip
 import socket
 import threading
@@ -7,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from sync import builtin_findings
 from sync import probe as probe_module
 from sync.probe import Prober, Target, make_ssl_context
 from tests.sync.conftest import WebServer, refused_url
@@ -63,6 +65,28 @@ def test_redirects_are_followed_and_judged_on_the_final_answer(web):
     assert result.up and result.http_status == 200
     assert result.final_url == final and result.redirects == [web.url("/hop"), final]
     assert "landed here" in result.body
+
+
+def test_credentials_in_the_url_are_basic_auth_for_the_sites_origin_only(web):
+    web.set("/private", status=302, headers={"Location": "/inside"})
+    web.set("/inside", status=302, headers={"Location": web.url("/elsewhere", host="localhost")})
+    web.set("/elsewhere", body="<p>other origin</p>")
+    url = f"http://monitor:s%40cret@127.0.0.1:{web.port}/private"
+    result = probe(url)
+    expected = "Basic " + base64.b64encode(b"monitor:s@cret").decode()
+    assert web.request_headers["/private"]["Authorization"] == expected
+    assert web.request_headers["/inside"]["Authorization"] == expected  # same origin
+    assert "Authorization" not in web.request_headers["/elsewhere"]  # another host: not sent there
+    assert result.up and result.final_url == web.url("/elsewhere", host="localhost")
+    # Nothing the probe returns (it ends up in checks and findings) carries the password.
+    findings = builtin_findings.evaluate(result, datetime.now(UTC))
+    assert findings and all("cret" not in repr(f) for f in findings)
+    assert "cret" not in repr(result)
+
+
+def test_a_url_without_credentials_sends_no_authorization(web):
+    assert probe(web.set("/")).up
+    assert "Authorization" not in web.request_headers["/"]
 
 
 def test_redirect_loop_is_down(web):
