@@ -10,6 +10,11 @@ COMPOSE ?= docker compose
 STAGING := $(COMPOSE) -f compose.yaml -f compose.staging.yaml
 # Long-running services; `migrate` runs on its own before them (see `up`).
 SERVICES := mysql redis api sync nginx
+# Replicas `make up` and `make staging-up` start (a plain `docker compose up` returns to one of each):
+# make up API_REPLICAS=3 SYNC_REPLICAS=2
+API_REPLICAS ?= 1
+SYNC_REPLICAS ?= 1
+SCALE = --scale api=$(API_REPLICAS) --scale sync=$(SYNC_REPLICAS)
 
 .DEFAULT_GOAL := help
 
@@ -79,7 +84,7 @@ up: .env ## build, migrate, then start everything and wait until every service i
 	$(COMPOSE) build
 	$(COMPOSE) up -d --wait mysql redis
 	$(COMPOSE) run --rm migrate
-	$(COMPOSE) up -d --wait --no-deps api sync nginx
+	$(COMPOSE) up -d --wait --no-deps $(SCALE) api sync nginx
 
 .PHONY: migrate
 migrate: .env ## run the migrate job (flask db upgrade + admin bootstrap) against the compose database
@@ -117,7 +122,7 @@ staging-migrate: ## run the migrate job of CLOUDEYE_TAG
 
 .PHONY: staging-up
 staging-up: staging-pull staging-migrate ## pull CLOUDEYE_TAG, migrate, start everything (no build) and wait until healthy
-	$(STAGING) up -d --wait --no-build --no-deps api sync nginx
+	$(STAGING) up -d --wait --no-build --no-deps $(SCALE) api sync nginx
 
 .PHONY: staging-down
 staging-down: ## stop staging (volumes are kept)

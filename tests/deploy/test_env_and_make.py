@@ -120,6 +120,15 @@ def test_targets_run_the_documented_commands(target, expected):
     assert positions == sorted(positions), "commands out of order"
 
 
+def test_make_up_keeps_the_replicas_asked_for():
+    default = make("-n", "-o", ".env", "up")
+    assert "--no-deps --scale api=1 --scale sync=1 api sync nginx" in default.stdout, default.stdout
+    scaled = make("-n", "-o", ".env", "up", "API_REPLICAS=3", "SYNC_REPLICAS=2")
+    assert "--scale api=3 --scale sync=2 api sync nginx" in scaled.stdout
+    staging = make("-n", "-o", "staging-pull", "-o", "staging-migrate", "staging-up", "API_REPLICAS=3")
+    assert "--no-build --no-deps --scale api=3 --scale sync=1 api sync nginx" in staging.stdout
+
+
 def test_readme_covers_the_deployment():
     """Issue 4: the Docker quick start, make migrate, upgrading, staging, the no-Docker stack, backups."""
     readme = (ROOT / "README.md").read_text()
