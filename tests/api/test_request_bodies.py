@@ -1,0 +1,101 @@
+"""Every write that takes a JSON body: malformed JSON is a 400, a body of the wrong shape or with a
+wrong field is a 422 naming the field, both in the one error shape, and neither changes anything."""
+
+import pytest
+import sqlalchemy as sa
+
+from services.extensions import db
+from services.models import ApiToken, Finding, Site, SiteMember, TamperEvent, User
+from tests.factories import create_site, create_user
+
+TABLES = (User, ApiToken, Site, SiteMember, TamperEvent, Finding)
+
+
+@pytest.fixture
+def targets(admin, operator):
+    site = create_site(operator.user)
+    event = TamperEvent(site_id=site.id, diff="")
+    finding = Finding(
+        site_id=site.id,
+        scanner="generic",
+        dedup_key="k",
+        rule_id="r",
+        title="t",
+        severity="low",
+        severity_rank=1,
+    )
+    db.session.add_all([event, finding])
+    db.session.commit()
+    return {"site": site.id, "event": event.id, "finding": finding.id, "user": create_user("viewer").id}
+
+
+# (caller, method, path, a body with one wrong field, that field)
+WRITES = [
+    ("anonymous", "post", "/users/login", {"username": "x", "password": 5}, "password"),
+    ("admin", "post", "/users", {"username": "new_user", "password": "long enough", "role": "root"}, "role"),
+    ("admin", "patch", "/users/{user}", {"email": "not an email"}, "email"),
+    ("operator", "post", "/users/me/tokens", {"name": "ci", "expires_in_days": -1}, "expires_in_days"),
+    (
+        "operator",
+        "post",
+        "/sites",
+        {"name": "x", "url": "https://x.example.test/", "paused": "maybe"},
+        "paused",
+    ),
+    ("operator", "patch", "/sites/{site}", {"check_interval_s": "often"}, "check_interval_s"),
+    ("operator", "put", "/sites/{site}/members/{user}", {"permission": "admin"}, "permission"),
+    ("operator", "patch", "/tamper/events/{event}", {"status": "deleted"}, "status"),
+    ("operator", "patch", "/bugs/{finding}", {"status": "closed"}, "status"),
+]
+IDS = [f"{method} {path}" for _, method, path, _, _ in WRITES]
+
+
+def rows() -> dict:
+    db.session.expire_all()
+    return {  # a token's last use is written by authentication, whatever the request
+        model.__tablename__: db.session.execute(
+            sa.select(*(c for c in model.__table__.columns if c.name != "last_used_at"))
+        ).all()
+        for model in TABLES
+    }
+
+
+def send(request, who, method, path, targets, **kwargs):
+    if who == "anonymous":
+        client = request.getfixturevalue("client")
+        return getattr(client, method)("/api/cloudeye/v1" + path.format(**targets), **kwargs)
+    return getattr(request.getfixturevalue(who), method)(path.format(**targets), **kwargs)
+
+
+def assert_error_shape(response, status):
+    body = response.get_json()
+    assert response.status_code == status and body["status"] == status
+    assert body["title"] and body.get("message")
+    return body
+
+
+@pytest.mark.parametrize(("who", "method", "path", "wrong", "field"), WRITES, ids=IDS)
+def test_malformed_json_is_400(request, targets, who, method, path, wrong, field):
+    before = rows()
+    for text in ('{"name": ', "{'name': 'x'}", "[1,", "\xff\xfe"):
+        response = send(
+            request, who, method, path, targets, data=text, headers={"Content-Type": "application/json"}
+        )
+        assert_error_shape(response, 400)
+    assert rows() == before
+
+
+@pytest.mark.parametrize(("who", "method", "path", "wrong", "field"), WRITES, ids=IDS)
+def test_wrong_bodies_are_422_with_field_errors(request, targets, who, method, path, wrong, field):
+    before = rows()
+    body = assert_error_shape(send(request, who, method, path, targets, json=wrong), 422)
+    assert field in body["errors"], body
+    for shape in ("[{}]", '"text"', "5", "null"):
+        json_body = {"data": shape, "headers": {"Content-Type": "application/json"}}
+        body = assert_error_shape(send(request, who, method, path, targets, **json_body), 422)
+        assert body["errors"], shape
+    body = assert_error_shape(
+        send(request, who, method, path, targets, json={**wrong, "unknown_field": 1}), 422
+    )
+    assert "unknown_field" in body["errors"]
+    assert rows() == before
