@@ -35,6 +35,31 @@ def test_gunicorn_nginx_and_stack_variables_are_documented():
     assert (gunicorn | nginx | stack) - documented == set()
 
 
+def test_every_variable_the_python_code_reads_is_documented():
+    pattern = re.compile(
+        r"""(?:environ\.get|getenv|environ\[|env\.get|_env_int|_env_bool)\(?\s*["']([A-Z][A-Z0-9_]*)["']"""
+    )
+    sources = [ROOT / "cloudeye.py", ROOT / "sync_main.py"]
+    for package in ("services", "api", "sync"):
+        sources += sorted((ROOT / package).rglob("*.py"))
+    read = set()
+    for source in sources:
+        read |= set(pattern.findall(source.read_text()))
+    # gunicorn.conf.py's _env("X") reads GUNICORN_X.
+    read |= {
+        f"GUNICORN_{name}"
+        for name in re.findall(r'_env\("([A-Z_]+)"', (ROOT / "api/gunicorn.conf.py").read_text())
+    }
+    assert {
+        "DATABASE_URL",
+        "CLOUDEYE_ROLE",
+        "GUNICORN_DB_POOL_SIZE",
+        "DB_POOL_SIZE",
+        "SYNC_CONCURRENCY",
+    } <= read
+    assert read - env_example_names() == set()
+
+
 def test_example_leaves_the_secrets_empty():
     values = parse_env(ROOT / ".env.example")
     assert {name: values[name] for name in SECRETS} == dict.fromkeys(SECRETS, "")
