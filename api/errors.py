@@ -114,7 +114,9 @@ def handle_http_exception(error: HTTPException):
     message = data.get("message") or error.description
     if error.code == 422 and not data.get("message"):
         message = "the request did not pass validation"
-    headers = dict(data.get("headers") or {})
+    # The exception's own headers (e.g. Allow on a 405) except its HTML content type.
+    headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
+    headers.update(data.get("headers") or {})
     return error_response(error.code or 500, error.name, message, errors, headers)
 
 

@@ -194,7 +194,8 @@ def request_baseline(user: User, site_id: int) -> Site:
 
 
 def _require_owner_or_admin(user: User, site: Site) -> None:
-    if not (user.is_admin or site.owner_id == user.id):
+    # An owner who has since become a viewer writes nothing, sharing included.
+    if not (user.is_admin or (site.owner_id == user.id and user.role in WRITE_ROLES)):
         raise Forbidden("only the owner or an admin manages members")
 
 
@@ -224,7 +225,11 @@ def put_member(user: User, site_id: int, member_id: int, permission: str) -> tup
         db.session.add(member)
     else:
         member.permission = permission
-    db.session.commit()
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError as exc:  # the same share added meanwhile, or the user just deleted
+        db.session.rollback()
+        raise Conflict("the site's members changed meanwhile; try again") from exc
     return member, created
 
 

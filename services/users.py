@@ -107,9 +107,12 @@ def check_login_rate(client: str, username: str) -> None:
     key = cache.key("login", client, username.lower()[:64])
     try:
         attempts = cache.store.incr(key)
-        if attempts == 1:
-            cache.store.expire(key, window)
         retry_after = cache.store.ttl(key)
+        if retry_after is None or retry_after < 0:
+            # The first attempt of a window (or one whose expiry was lost between INCR and EXPIRE,
+            # which would otherwise lock the client and username out for good).
+            cache.store.expire(key, window)
+            retry_after = window
     except Exception as exc:  # Redis down must not lock everyone out; nginx still limits the rate
         log.warning("login rate limiter unavailable: %s", exc)
         return

@@ -99,3 +99,10 @@ def test_wrong_bodies_are_422_with_field_errors(request, targets, who, method, p
     )
     assert "unknown_field" in body["errors"]
     assert rows() == before
+
+
+def test_a_method_the_path_does_not_have_is_405_naming_the_allowed_ones(operator):
+    response = operator.put("/sites", json={})
+    assert_error_shape(response, 405)
+    assert {"GET", "POST"} <= {m.strip() for m in response.headers["Allow"].split(",")}
+    assert response.content_type == "application/json"

@@ -158,6 +158,16 @@ class TestAccessMatrix:
         assert other_operator.post(f"/sites/{site.id}/check").status_code == 202
         assert other_operator.delete(f"/sites/{site.id}").status_code == 403
 
+    def test_an_owner_demoted_to_viewer_no_longer_shares_the_site(self, admin, operator, viewer):
+        site = create_site(operator.user)
+        assert admin.patch(f"/users/{operator.user.id}", json={"role": "viewer"}).status_code == 200
+        path = f"/sites/{site.id}/members/{viewer.user.id}"
+        assert operator.get(f"/sites/{site.id}").status_code == 200  # still sees what it owns
+        assert operator.put(path, json={"permission": "write"}).status_code == 403
+        share(site, viewer.user)
+        assert operator.delete(path).status_code == 403
+        assert operator.patch(f"/sites/{site.id}", json={"name": "n"}).status_code == 403
+
     def test_members(self, admin, operator, other_operator, viewer):
         site = create_site(operator.user)
         path = f"/sites/{site.id}/members/{viewer.user.id}"

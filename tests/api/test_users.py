@@ -77,6 +77,15 @@ def test_a_client_reaching_the_api_directly_cannot_dodge_the_limit_with_x_real_i
     assert login(client, user.username, ip="198.51.100.99").status_code == 200
 
 
+def test_a_login_counter_that_lost_its_expiry_gets_one_again(client, app, redis_client):
+    """A process stopped between INCR and EXPIRE must not lock a client and username out for good."""
+    user = create_user("viewer")
+    key = f"cloudeye:login:10.0.0.1:{user.username.lower()}"
+    redis_client.set(key, app.config["LOGIN_RATE_LIMIT"] - 1)  # no TTL
+    assert login(client, user.username).status_code == 200
+    assert 0 < redis_client.ttl(key) <= app.config["LOGIN_RATE_WINDOW_S"]
+
+
 def test_missing_bad_expired_and_revoked_tokens_are_401(client):
     user = create_user("viewer")
     assert client.get(api("/users/me")).status_code == 401
