@@ -38,7 +38,7 @@ from services.models import (
 from services.models.base import utcnow
 from services.parsers.base import ParsedFinding, ReportError, normalise_severity
 from services.parsers.detect import HEAD_BYTES, open_report
-from services.sites import invalidate_site
+from services.sites import get_site, invalidate_site
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,23 @@ def import_report(
         raw.size,
     )
     return record
+
+
+def import_upload(
+    user, site_id: int, stream, *, format=None, close_missing=False, filename=None
+) -> BugImport:
+    """An import through the API: the caller needs write access to the site (404 when it cannot see
+    it, 403 when it may only read it), checked before a byte of the report is read."""
+    site = get_site(user, site_id, write=True)
+    return import_report(
+        site,
+        stream,
+        format=format,
+        close_missing=close_missing,
+        user_id=user.id,
+        source="api",
+        filename=filename,
+    )
 
 
 def sync_findings(site_id, scanner, findings, *, close_missing, import_id=None) -> dict:

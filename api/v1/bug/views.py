@@ -13,7 +13,6 @@ from api.v1.bug.schemas import (
     FindingUpdateSchema,
 )
 from services import bugs, imports
-from services.sites import get_site
 
 blp = Blueprint("bug", __name__, url_prefix="/bugs", description="Vulnerability findings and imports")
 
@@ -68,15 +67,13 @@ class BugImports(MethodView):
         Formats: nuclei (JSON lines or array), zap (traditional JSON), sarif (2.1.0), generic
         ({"findings": [...]}). A malformed report is refused with 422 and changes nothing.
         """
-        site = get_site(current_user(), form["site_id"], write=True)
         upload = files["file"]
-        return imports.import_report(
-            site,
+        return imports.import_upload(
+            current_user(),
+            form["site_id"],
             upload.stream,
             format=form.get("format"),
             close_missing=form["close_missing"],
-            user_id=current_user().id,
-            source="api",
             filename=upload.filename,
         )
 
