@@ -76,6 +76,9 @@ class Inbox:
             return [p for p in directory.iterdir() if not p.name.startswith(".")]
         except FileNotFoundError:
             return []
+        except OSError as exc:  # e.g. a directory the worker may not read: the others still go on
+            log.warning("inbox: cannot list %s: %s", directory, exc)
+            return []
 
     def _ready(self, path: Path, now: float) -> bool:
         if path.name.lower().endswith(PARTIAL_SUFFIXES):
@@ -89,7 +92,15 @@ class Inbox:
         for path in self.pending():
             if stopping is not None and stopping.is_set():
                 break
-            outcome = self.process(path)
+            try:
+                outcome = self.process(path)
+            except sa.exc.SQLAlchemyError:
+                raise  # the database is unreachable: no use trying the next files now
+            except Exception:
+                # One file that cannot be handled (a full disk, a move refused...) must not hold up
+                # the files behind it; it stays where it is and is tried again on the next pass.
+                log.exception("inbox: %s could not be handled, it stays in the inbox", path)
+                outcome = "error"
             counts[outcome] = counts.get(outcome, 0) + 1
         return counts
 
@@ -113,11 +124,20 @@ class Inbox:
             site_id = int(site_dir)
             if not self._ready(path, time.time()):
                 return "retry"  # changed since the scan
-            size = path.stat().st_size
-            if self.max_bytes is not None and size > self.max_bytes:
-                self._move_failed(path, site_dir, f"the file has {size} bytes, more than {self.max_bytes}")
+            try:
+                size = path.stat().st_size
+                if self.max_bytes is not None and size > self.max_bytes:
+                    self._move_failed(
+                        path, site_dir, f"the file has {size} bytes, more than {self.max_bytes}"
+                    )
+                    return "failed"
+                digest = _sha256(path)
+            except FileNotFoundError:
+                return "gone"
+            except OSError as exc:  # unreadable (permissions): say so beside it instead of retrying forever
+                self._move_failed(path, site_dir, f"the file cannot be read: {exc}")
+                log.warning("inbox: %s cannot be read: %s", path, exc)
                 return "failed"
-            digest = _sha256(path)
             return self._import(path, site_id, digest)
 
     def _import(self, path: Path, site_id: int, digest: str) -> str:

@@ -6,6 +6,7 @@ import json
 import os
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from services.extensions import db
 from services.imports import import_report
 from services.models import BugImport, Finding, UsabilityCheck, UsabilityRollup
+from sync import inbox as inbox_module
 from sync import retention
 from sync.inbox import Inbox
 from tests.factories import create_site
@@ -142,6 +144,65 @@ def test_unexpected_errors_are_retried_then_the_file_is_set_aside(inbox, site, t
     assert inbox.run() == {"retry": 1} and path.exists()
     assert inbox.run() == {"failed": 1} and len(calls) == 3
     assert "database went away" in (tmp_path / "failed" / str(site.id) / "scan.json.reason.txt").read_text()
+
+
+def test_an_unreadable_file_goes_to_failed_and_does_not_hold_up_the_others(
+    inbox, site, tmp_path, monkeypatch
+):
+    directory = inbox.root / str(site.id)
+    locked = drop(directory, "locked.json", report("a"), age_s=120)  # the oldest: first in the queue
+    drop(directory, "scan.json", report("b"))
+    real_sha256 = inbox_module._sha256
+
+    def sha256(path):
+        if path.name == "locked.json":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_sha256(path)
+
+    monkeypatch.setattr(inbox_module, "_sha256", sha256)
+    assert inbox.run() == {"failed": 1, "imported": 1}
+    assert not locked.exists()
+    reason = (tmp_path / "failed" / str(site.id) / "locked.json.reason.txt").read_text()
+    assert "cannot be read" in reason and "Permission denied" in reason
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(BugImport)) == 1
+
+
+def test_an_unreadable_site_directory_does_not_hold_up_the_others(inbox, site, operator, monkeypatch):
+    other = create_site(operator.user)
+    drop(inbox.root / str(site.id), "scan.json", report("a"))
+    drop(inbox.root / str(other.id), "scan.json", report("a"))
+    real_iterdir = Path.iterdir
+
+    def iterdir(self):
+        if self == inbox.root / str(site.id):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    assert inbox.run() == {"imported": 1}
+    assert (inbox.root / str(site.id) / "scan.json").exists()
+    assert not (inbox.root / str(other.id) / "scan.json").exists()
+
+
+def test_a_file_that_cannot_be_moved_stays_and_the_next_ones_go_on(inbox, site, tmp_path, monkeypatch):
+    directory = inbox.root / str(site.id)
+    stuck = drop(directory, "first.json", report("a"), age_s=120)
+    drop(directory, "second.json", report("b"))
+    real_move = inbox._move
+
+    def move(path, target_dir):
+        if path.name == "first.json":
+            raise OSError(28, "No space left on device")
+        return real_move(path, target_dir)
+
+    monkeypatch.setattr(inbox, "_move", move)
+    assert inbox.run() == {"error": 1, "imported": 1}
+    assert stuck.exists()
+    monkeypatch.undo()
+    assert inbox.run() == {"duplicate": 1}  # imported before the move failed: only moved now
+    assert not stuck.exists()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(BugImport)) == 2
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Finding)) == 2
 
 
 def test_retention_deletes_old_raw_checks_and_keeps_rollups(ctx, site):
