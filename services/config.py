@@ -53,6 +53,7 @@ class Config:
         self.LOG_DIR = str(Path(env.get("LOG_DIR") or "./log").resolve())
         self.LOG_LEVEL = (env.get("LOG_LEVEL") or "info").upper()
         self.LOG_TYPE = env.get("LOG_TYPE") or "StreamHandler"
+        self.LOG_RETENTION_DAYS = _env_int("LOG_RETENTION_DAYS", 14)  # files of ended processes; 0 keeps all
         self.SQLALCHEMY_DATABASE_URI = env.get("DATABASE_URL") or self.default_database_url()
         self.REDIS_URL = env.get("REDIS_URL") or None
         self.SECRET_KEY = env.get("SECRET_KEY") or ""
@@ -66,6 +67,8 @@ class Config:
         self.MAX_CONTENT_LENGTH = self.MAX_REPORT_BYTES + 1024 * 1024
         self.CACHE_TTL_S = _env_int("CACHE_TTL_S", 60)
         self.USABILITY_RETENTION_DAYS = _env_int("USABILITY_RETENTION_DAYS", 90)
+        # Hourly rollups behind the 24h/7d/30d uptime; daily rollups are kept for good (365 rows a site-year).
+        self.USABILITY_HOURLY_ROLLUP_DAYS = _env_int("USABILITY_HOURLY_ROLLUP_DAYS", 90)
         self.ALLOW_PRIVATE_TARGETS = _env_bool("ALLOW_PRIVATE_TARGETS", True)
         self.SYNC_CONCURRENCY = _env_int("SYNC_CONCURRENCY", 200)
         self.SYNC_POLL_INTERVAL_S = _env_int("SYNC_POLL_INTERVAL_S", 1)

@@ -3,7 +3,8 @@
 `get_logger(name, fname, log_dir, level, type)` is the classic helper: it attaches a file handler of the
 requested type (TimedRotatingFileHandler, RotatingFileHandler or StreamHandler) and a stdout handler,
 once — calling it twice never duplicates lines. Every process passes its own file name (role, host and
-pid), so no two processes ever rotate the same file.
+pid), so no two processes ever rotate the same file. Files of processes that ended (gunicorn recycles its
+workers, containers are replaced) are deleted once untouched for LOG_RETENTION_DAYS.
 """
 
 import logging
@@ -11,6 +12,7 @@ import logging.handlers
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s [%(request_id)s] %(message)s"
@@ -86,6 +88,41 @@ def get_logger(
     return logger
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def prune_old_logs(log_dir: str, keep_days: int) -> int:
+    """Delete `<role>.<host>.<pid>.log*` files untouched for `keep_days`, except those of processes still
+    alive on this host; returns how many went. A file of another host (container) is only judged by its
+    age. Safe to run from several processes at once."""
+    if keep_days <= 0 or not os.path.isdir(log_dir):
+        return 0
+    cutoff = time.time() - keep_days * 86400
+    here = socket.gethostname()
+    removed = 0
+    for path in Path(log_dir).glob("*.*.*.log*"):
+        name = path.name.split(".log", 1)[0]
+        role, _, rest = name.partition(".")
+        host, _, pid = rest.rpartition(".")
+        if not (role and host and pid.isdigit()):
+            continue  # not a per-process file (nginx's, supervisor's): not ours to remove
+        try:
+            if path.stat().st_mtime >= cutoff or (host == here and _process_alive(int(pid))):
+                continue
+            path.unlink()
+            removed += 1
+        except FileNotFoundError:  # another process pruned it first
+            continue
+    return removed
+
+
 def init_logging(config, role: str) -> logging.Logger:
     """Set up the root logger for a process of `role` (api, sync, migrate, cli)."""
     root = get_logger(
@@ -97,4 +134,9 @@ def init_logging(config, role: str) -> logging.Logger:
     )
     # Libraries that are chatty at INFO.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    removed = prune_old_logs(config.LOG_DIR, config.LOG_RETENTION_DAYS)
+    if removed:
+        root.info(
+            "removed %d log files of ended processes older than %d days", removed, config.LOG_RETENTION_DAYS
+        )
     return root

@@ -146,12 +146,13 @@ def update_site(user: User, site_id: int, changes: dict) -> Site:
             "timeout_s must not exceed check_interval_s", errors={"timeout_s": ["exceeds check_interval_s"]}
         )
     new_target = "url" in changes and changes["url"] != site.url
+    tamper_switched_on = changes.get("tamper_enabled") is True and not site.tamper_enabled
     for field, value in changes.items():
         setattr(site, field, value)
     now = datetime.now(UTC)
-    if new_target:
-        # Another page: check it at once, and let its first fetch be the tamper baseline rather than
-        # a "defacement" of the old page.
+    if new_target or tamper_switched_on:
+        # Another page, or tamper detection after a pause in it: check at once, and let the first fetch be
+        # the tamper baseline rather than compare it with an old page.
         site.next_check_at = now
         site.baseline_requested_at = now
     elif "check_interval_s" in changes or changes.get("paused") is False:
@@ -174,6 +175,7 @@ def delete_site(user: User, site_id: int) -> None:
 def request_check(user: User, site_id: int) -> Site:
     """Ask the worker to check the site at once (it polls for due sites)."""
     site = get_site(user, site_id, write=True)
+    _refuse_if_paused(site)
     now = datetime.now(UTC)
     site.check_requested_at = now
     site.next_check_at = now
@@ -186,11 +188,18 @@ def request_baseline(user: User, site_id: int) -> Site:
     site = get_site(user, site_id, write=True)
     if not site.tamper_enabled:
         raise Conflict("tamper detection is not enabled for this site")
+    _refuse_if_paused(site)
     now = datetime.now(UTC)
     site.baseline_requested_at = now
     site.next_check_at = now
     db.session.commit()
     return site
+
+
+def _refuse_if_paused(site: Site) -> None:
+    # The worker never claims a paused site: accepting the request would promise a check that never runs.
+    if site.paused:
+        raise Conflict("the site is paused: resume it (PATCH paused=false) to check it")
 
 
 def _require_owner_or_admin(user: User, site: Site) -> None:

@@ -197,6 +197,24 @@ def delete_old_checks(retention_days: int, batch_size: int = 5000) -> int:
         deleted += len(ids)
 
 
+def delete_old_hourly_rollups(keep_days: int) -> int:
+    """Delete hourly rollups older than `keep_days` (never fewer than the 30 days a summary reads), site by
+    site along the primary key, so each statement is a short range delete; returns the count."""
+    cutoff = datetime.now(UTC) - max(timedelta(days=keep_days), UPTIME_WINDOWS["30d"] + timedelta(days=1))
+    deleted = 0
+    for site_id in db.session.scalars(sa.select(Site.id)).all():
+        result = db.session.execute(
+            sa.delete(UsabilityRollup).where(
+                UsabilityRollup.site_id == site_id,
+                UsabilityRollup.period == "hour",
+                UsabilityRollup.bucket_start < cutoff,
+            )
+        )
+        db.session.commit()
+        deleted += result.rowcount
+    return deleted
+
+
 # --- reading ---------------------------------------------------------------------------------------
 
 

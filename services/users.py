@@ -212,3 +212,20 @@ def bootstrap_admin(username: str | None, password: str | None, email: str | Non
     user = create_user(username, password, role="admin", email=email)
     log.info("bootstrap: admin %r created", username)
     return user
+
+
+def delete_dead_tokens(grace: timedelta = timedelta(days=1)) -> int:
+    """Delete tokens nobody can use or see again: login tokens expired or revoked, and API tokens revoked,
+    more than `grace` ago (one row a login would otherwise pile up for good). Expired API tokens stay
+    listed for their owner until revoked."""
+    cutoff = _now() - grace
+    result = db.session.execute(
+        sa.delete(ApiToken).where(
+            sa.or_(
+                ApiToken.revoked_at < cutoff,
+                sa.and_(ApiToken.kind == "login", ApiToken.expires_at < cutoff),
+            )
+        )
+    )
+    db.session.commit()
+    return result.rowcount

@@ -1,21 +1,33 @@
-"""Retention: raw checks older than USABILITY_RETENTION_DAYS go, in small batches (short locks).
+"""Retention, run periodically by every worker:
 
-Rollups keep the history, so uptime over any period survives. Running it on several replicas at once is
-harmless (each batch deletes what is still there); heartbeat rows of long-gone workers go too.
+- raw checks older than USABILITY_RETENTION_DAYS, in small batches (short locks);
+- hourly rollups older than USABILITY_HOURLY_ROLLUP_DAYS (daily rollups keep the long history, so uptime
+  over any period survives);
+- login tokens expired or revoked, and revoked API tokens;
+- heartbeat rows of long-gone workers.
+
+Running it on several replicas at once is harmless: each statement deletes what is still there.
 """
 
 import logging
 
-from services.usability import delete_old_checks
+from services.usability import delete_old_checks, delete_old_hourly_rollups
+from services.users import delete_dead_tokens
 from sync import heartbeat
 
 log = logging.getLogger(__name__)
 
 
-def run(retention_days: int, batch_size: int = 2000) -> int:
+def run(retention_days: int, hourly_rollup_days: int = 90, batch_size: int = 2000) -> int:
     deleted = delete_old_checks(retention_days, batch_size=batch_size)
     if deleted:
         log.info("retention: deleted %d checks older than %d days", deleted, retention_days)
+    rollups = delete_old_hourly_rollups(hourly_rollup_days)
+    if rollups:
+        log.info("retention: deleted %d hourly rollups older than %d days", rollups, hourly_rollup_days)
+    tokens = delete_dead_tokens()
+    if tokens:
+        log.info("retention: deleted %d expired or revoked tokens", tokens)
     pruned = heartbeat.prune()
     if pruned:
         log.info("retention: removed %d stale worker heartbeats", pruned)

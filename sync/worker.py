@@ -56,6 +56,7 @@ class Worker:
         self.inbox_interval_s = max(0.2, float(config["SYNC_INBOX_INTERVAL_S"]))
         self.retention_interval_s = max(1.0, float(config["SYNC_RETENTION_INTERVAL_S"]))
         self.retention_days = int(config["USABILITY_RETENTION_DAYS"])
+        self.hourly_rollup_days = int(config["USABILITY_HOURLY_ROLLUP_DAYS"])
         self.findings_refresh_s = int(config["SYNC_FINDINGS_REFRESH_S"])
         self.prober = Prober(
             make_ssl_context(config.get("SYNC_CA_FILE")),
@@ -334,7 +335,7 @@ class Worker:
                 self.stopping.wait(interval_s)
 
     def _retention(self) -> None:
-        retention.run(self.retention_days)
+        retention.run(self.retention_days, self.hourly_rollup_days)
 
     def _shutdown(self, threads: list[threading.Thread]) -> int:
         deadline = time.monotonic() + self.grace_s

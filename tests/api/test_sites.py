@@ -87,6 +87,25 @@ def test_a_new_url_is_checked_at_once_and_gives_the_tamper_baseline(operator):
     assert changed.baseline_requested_at is not None
 
 
+def test_switching_tamper_on_takes_a_new_baseline(operator):
+    site = create_site(operator.user, tamper_enabled=False)
+    assert operator.patch(f"/sites/{site.id}", json={"tamper_enabled": True}).status_code == 200
+    db.session.expire_all()
+    assert db.session.get(Site, site.id).baseline_requested_at is not None
+
+
+def test_a_paused_site_refuses_check_and_baseline_requests_until_resumed(operator):
+    site = create_site(operator.user, tamper_enabled=True)
+    assert operator.patch(f"/sites/{site.id}", json={"paused": True}).status_code == 200
+    for path in (f"/sites/{site.id}/check", f"/sites/{site.id}/tamper/baseline"):
+        response = operator.post(path)
+        assert response.status_code == 409 and "paused" in response.get_json()["message"], path
+    db.session.expire_all()
+    assert db.session.get(Site, site.id).check_requested_at is None
+    assert operator.patch(f"/sites/{site.id}", json={"paused": False}).status_code == 200
+    assert operator.post(f"/sites/{site.id}/check").status_code == 202
+
+
 def test_list_is_paginated_and_filtered(operator):
     for number in range(25):
         create_site(operator.user, name=f"site-{number:02d}")

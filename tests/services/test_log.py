@@ -1,9 +1,13 @@
 import logging
 import os
+import socket
+import subprocess
+import sys
+import time
 
 import pytest
 
-from services.log import get_logger, process_log_name
+from services.log import get_logger, process_log_name, prune_old_logs
 
 
 @pytest.mark.parametrize("handler_type", ["TimedRotatingFileHandler", "RotatingFileHandler", "StreamHandler"])
@@ -46,3 +50,29 @@ def test_request_lines_carry_the_request_id(client, app, monkeypatch):
     assert "[trace-me-123] GET /healthz -> 200" in contents
     generated = client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"}).headers["X-Request-ID"]
     assert generated != "bad id with spaces" and len(generated) == 32
+
+
+def test_old_files_of_ended_processes_are_pruned_and_others_kept(tmp_path):
+    here = socket.gethostname()
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(ended.stdout)
+    old = time.time() - 20 * 86400
+    files = {
+        f"api.{here}.{dead_pid}.log": old,  # this host, process ended, old: goes
+        f"api.{here}.{dead_pid}.log.2026-11-01": old,  # its rotated file too
+        "sync.gone-container.12.log": old,  # another host, old: goes
+        f"api.{here}.{os.getpid()}.log": old,  # alive here: stays, however old
+        "sync.gone-container.13.log": time.time(),  # recent: stays
+        "nginx-access.log": old,  # not a per-process file: stays
+        "dataapi.out.log": old,
+    }
+    for name, mtime in files.items():
+        (tmp_path / name).write_text("x")
+        os.utime(tmp_path / name, (mtime, mtime))
+    assert prune_old_logs(str(tmp_path), keep_days=14) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["sync.gone-container.13.log", f"api.{here}.{os.getpid()}.log", "nginx-access.log", "dataapi.out.log"]
+    )
+    assert prune_old_logs(str(tmp_path), keep_days=0) == 0

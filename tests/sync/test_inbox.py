@@ -1,6 +1,7 @@
 """The report inbox in-process: imported like an upload, moved to processed/ or failed/ with a reason,
 partial files left alone, never imported twice; and retention."""
 
+import hashlib
 import io
 import json
 import os
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 
 from services.extensions import db
 from services.imports import import_report
-from services.models import BugImport, Finding, UsabilityCheck, UsabilityRollup
+from services.models import ApiToken, BugImport, Finding, UsabilityCheck, UsabilityRollup, User
 from sync import inbox as inbox_module
 from sync import retention
 from sync.inbox import Inbox
@@ -226,3 +227,56 @@ def test_retention_deletes_old_raw_checks_and_keeps_rollups(ctx, site):
     ages = sorted((now - c).days for c in db.session.scalars(sa.select(UsabilityCheck.checked_at)))
     assert ages == [0, 1]
     assert db.session.scalar(sa.select(sa.func.count()).select_from(UsabilityRollup)) == 1
+
+
+def test_retention_prunes_old_hourly_rollups_but_keeps_the_30_days_a_summary_reads(ctx, site):
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    for period, age_days in (("hour", 200), ("hour", 91), ("hour", 29), ("hour", 0), ("day", 400)):
+        db.session.add(
+            UsabilityRollup(
+                site_id=site.id, period=period, bucket_start=now - timedelta(days=age_days), checks_total=1
+            )
+        )
+    db.session.commit()
+    retention.run(retention_days=90, hourly_rollup_days=90)
+    kept = db.session.execute(sa.select(UsabilityRollup.period, UsabilityRollup.bucket_start)).all()
+    assert sorted((period, (now - start).days) for period, start in kept) == [
+        ("day", 400),
+        ("hour", 0),
+        ("hour", 29),
+    ]
+    # a setting below the 30 days the summary reads is raised to 31
+    retention.run(retention_days=90, hourly_rollup_days=1)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(UsabilityRollup)) == 3
+
+
+def test_retention_deletes_dead_tokens_and_keeps_live_ones(ctx, site):
+    user = db.session.get(User, site.owner_id)
+    now = datetime.now(UTC)
+    long_ago = now - timedelta(days=3)
+
+    def token(name, kind, expires_at=None, revoked_at=None):
+        db.session.add(
+            ApiToken(
+                user_id=user.id,
+                kind=kind,
+                name=name,
+                token_hash=hashlib.sha256(name.encode()).hexdigest(),
+                prefix=name[:12],
+                expires_at=expires_at,
+                revoked_at=revoked_at,
+            )
+        )
+
+    before = set(db.session.scalars(sa.select(ApiToken.name)))  # the fixture's own live token
+    token("login live", "login", expires_at=now + timedelta(hours=1))
+    token("login expired", "login", expires_at=long_ago)
+    token("login revoked", "login", expires_at=now + timedelta(hours=1), revoked_at=long_ago)
+    token("login just expired", "login", expires_at=now - timedelta(minutes=5))
+    token("api live", "api")
+    token("api expired", "api", expires_at=long_ago)  # still listed for its owner
+    token("api revoked", "api", revoked_at=long_ago)
+    db.session.commit()
+    retention.run(retention_days=90)
+    names = sorted(set(db.session.scalars(sa.select(ApiToken.name))) - before)
+    assert names == ["api expired", "api live", "login just expired", "login live"]

@@ -77,6 +77,7 @@ class SiteMemberById(MethodView):
 
 @blp.route("/<id:site_id>/check", methods=["POST"])
 @blp.response(202, CheckRequestedSchema)
+@blp.alt_response(409, description="the site is paused")
 def request_check(site_id):
     """Run the usability and tamper checks now (the sync worker picks it up)"""
     site = sites.request_check(current_user(), site_id)
@@ -85,6 +86,7 @@ def request_check(site_id):
 
 @blp.route("/<id:site_id>/tamper/baseline", methods=["POST"])
 @blp.response(202, CheckRequestedSchema)
+@blp.alt_response(409, description="tamper detection is off for the site, or the site is paused")
 def request_baseline(site_id):
     """Take the current page as the new tamper baseline (on the worker's next fetch)"""
     site = sites.request_baseline(current_user(), site_id)
