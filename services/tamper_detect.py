@@ -5,14 +5,34 @@ Pure functions (no database) so they are easy to test and the worker can run the
 
 import difflib
 import hashlib
+import logging
 import re
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
+import regex
+
+log = logging.getLogger(__name__)
+
 MAX_DIFF_CHARS = 200_000  # an event keeps at most this much unified diff
+# A site's own ignore pattern runs on pages of up to SYNC_MAX_BODY_BYTES: a catastrophic one (e.g.
+# "(a+)+$") is cut off after this long rather than blocking a worker thread for good.
+IGNORE_PATTERN_TIMEOUT_S = 1.0
+# Lines of the differing middle of two pages that are aligned exactly (difflib is quadratic in the worst
+# case); beyond it the ratio counts common lines regardless of order.
+MAX_ALIGNED_LINES = 5_000
 WHITESPACE = re.compile(r"\s+")
+
+
+def compile_ignore_pattern(pattern: str) -> "regex.Pattern":
+    """The compiled tamper_ignore pattern; raises ValueError saying what is wrong with it."""
+    try:
+        return regex.compile(pattern)
+    except (regex.error, OverflowError, RecursionError) as exc:
+        raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from exc
 
 
 def compress(text: str) -> bytes:
@@ -31,9 +51,16 @@ def normalise(html: str, ignore_patterns: list[str]) -> str:
     """Remove what the site says to ignore (timestamps, CSRF tokens…) and fold whitespace per line."""
     for pattern in ignore_patterns:
         try:
-            html = re.sub(pattern, "", html)
-        except re.error:
+            html = compile_ignore_pattern(pattern).sub("", html, timeout=IGNORE_PATTERN_TIMEOUT_S)
+        except ValueError:
             continue  # validated on input; an old bad pattern must not stop monitoring
+        except TimeoutError:
+            log.warning(
+                "tamper_ignore pattern %r ran over %.1f s on %d chars: skipped",
+                pattern,
+                IGNORE_PATTERN_TIMEOUT_S,
+                len(html),
+            )
     # Break between tags so that the diff is by element rather than one giant line.
     html = html.replace(">", ">\n")
     lines = (WHITESPACE.sub(" ", line).strip() for line in html.splitlines())
@@ -41,11 +68,29 @@ def normalise(html: str, ignore_patterns: list[str]) -> str:
 
 
 def change_ratio(baseline: str, current: str) -> float:
-    """0.0 identical .. 1.0 entirely different, by lines."""
+    """0.0 identical .. 1.0 entirely different, by lines (1 - difflib's 2·matches / total lines).
+
+    The common head and tail are counted as matches without aligning them, and only the differing middle
+    goes through difflib; a middle longer than MAX_ALIGNED_LINES counts its common lines regardless of
+    order (an upper bound of the matches), so a huge rewritten page costs linear time."""
     if baseline == current:
         return 0.0
-    matcher = difflib.SequenceMatcher(None, baseline.splitlines(), current.splitlines(), autojunk=False)
-    return round(1.0 - matcher.ratio(), 4)
+    before, after = baseline.splitlines(), current.splitlines()
+    total = len(before) + len(after)
+    head = 0
+    while head < min(len(before), len(after)) and before[head] == after[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(before), len(after)) - head and before[-1 - tail] == after[-1 - tail]:
+        tail += 1
+    middle_before, middle_after = before[head : len(before) - tail], after[head : len(after) - tail]
+    if max(len(middle_before), len(middle_after)) <= MAX_ALIGNED_LINES:
+        matcher = difflib.SequenceMatcher(None, middle_before, middle_after, autojunk=False)
+        middle_matches = sum(block.size for block in matcher.get_matching_blocks())
+    else:
+        middle_matches = sum((Counter(middle_before) & Counter(middle_after)).values())
+    matches = head + tail + middle_matches
+    return round(1.0 - 2.0 * matches / total, 4) if total else 0.0
 
 
 def unified_diff(baseline: str, current: str) -> str:

@@ -1,4 +1,18 @@
-from services.tamper_detect import compare, compress, decompress, external_script_domains, normalise
+import difflib
+import random
+
+import pytest
+
+from services import tamper_detect
+from services.tamper_detect import (
+    change_ratio,
+    compare,
+    compile_ignore_pattern,
+    compress,
+    decompress,
+    external_script_domains,
+    normalise,
+)
 
 PAGE = """<html><head><script src="/app.js"></script><script src="https://cdn.example.com/lib.js"></script></head>
 <body><h1>Shop</h1><p>Generated at 2026-11-23 10:00:00</p><p>Welcome to our shop</p></body></html>"""
@@ -43,3 +57,45 @@ def test_script_domains_ignore_own_host_and_relative_sources():
 def test_compression_round_trip_and_normalise():
     assert decompress(compress(PAGE)) == PAGE
     assert "  " not in normalise(PAGE, [])
+
+
+def _page(lines: list[str]) -> str:
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_change_ratio_is_difflibs_ratio(seed):
+    rng = random.Random(seed)
+    before = [f"<p>line {rng.randrange(40)}</p>" for _ in range(rng.randrange(1, 300))]
+    after = list(before)
+    for _ in range(rng.randrange(1, 30)):
+        after.insert(rng.randrange(len(after) + 1), f"<p>new {rng.randrange(1000)}</p>")
+        if after and rng.random() < 0.5:
+            del after[rng.randrange(len(after))]
+    expected = 1.0 - difflib.SequenceMatcher(None, before, after, autojunk=False).ratio()
+    assert change_ratio(_page(before), _page(after)) == pytest.approx(expected, abs=0.02)
+
+
+def test_a_huge_rewritten_page_is_compared_without_aligning_every_line(monkeypatch):
+    monkeypatch.setattr(tamper_detect, "MAX_ALIGNED_LINES", 100)
+    before = [f"<li>item {n}</li>" for n in range(1000)]
+    after = ["<h1>header</h1>", *reversed(before[:500]), *before[500:]]  # the first half reordered
+    ratio = change_ratio(_page(before), _page(after))
+    # one new line of 2001; the reordered lines count as common: close to, never above, difflib's ratio
+    assert ratio == pytest.approx(1 / 2001, abs=1e-3)
+    assert change_ratio(_page(before), _page([f"<p>x {n}</p>" for n in range(1000)])) == 1.0
+
+
+def test_a_catastrophic_ignore_pattern_is_cut_off_and_skipped(monkeypatch):
+    monkeypatch.setattr(tamper_detect, "IGNORE_PATTERN_TIMEOUT_S", 0.2)
+    page = "<p>" + "a" * 40 + "!</p><p>Generated at 10:00</p>"
+    # (a|aa)+$ backtracks exponentially on a run of a's not at the end (years without the time limit);
+    # the next pattern still applies
+    text = normalise(page, [r"(a|aa)+$", r"Generated at [0-9:]+"])
+    assert "Generated" not in text and "a" * 40 in text
+
+
+def test_ignore_patterns_are_checked_when_saved():
+    assert compile_ignore_pattern(r"\d{2}:\d{2}").search("at 10:00")
+    with pytest.raises(ValueError, match="not a valid regular expression"):
+        compile_ignore_pattern("(")

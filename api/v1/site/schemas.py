@@ -1,18 +1,17 @@
-import re
-
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from api.common import Id, PageArgs, Str
 from services.models import PERMISSIONS, SITE_STATES
 from services.sites import parse_status_ranges
+from services.tamper_detect import compile_ignore_pattern
 
 
 def _regex_list(patterns):
     for pattern in patterns:
         try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValidationError(f"{pattern!r} is not a valid regular expression: {exc}") from exc
+            compile_ignore_pattern(pattern)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
 
 
 class SiteSchema(Schema):
