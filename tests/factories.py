@@ -97,3 +97,21 @@ class Caller:
 
 def api(path: str) -> str:
     return "/api/cloudeye/v1" + path
+
+
+def role_matrix(client, owner: Caller, site: Site) -> dict[str, Caller]:
+    """One caller per role/ownership case around `owner`'s site: the owner, an admin, another operator and
+    a viewer it is not shared with, and a viewer and an operator it is shared with for read and for write."""
+    callers = {"owner": owner, "admin": Caller(client, create_user("admin"))}
+    callers["other_operator"] = Caller(client, create_user("operator"))
+    callers["viewer_unshared"] = Caller(client, create_user("viewer"))
+    for role, permission in (
+        ("viewer", "read"),
+        ("viewer", "write"),
+        ("operator", "read"),
+        ("operator", "write"),
+    ):
+        user = create_user(role)
+        share(site, user, permission)
+        callers[f"{role}_{permission}"] = Caller(client, user)
+    return callers

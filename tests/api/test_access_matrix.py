@@ -11,7 +11,7 @@ from services.extensions import db
 from services.models import Site, SiteMember, TamperEvent
 from services.tamper_detect import compress, sha256
 from services.usability import CheckResult, record_results
-from tests.factories import Caller, create_site, create_user, share
+from tests.factories import create_site, create_user, role_matrix
 
 ROLES = [
     "admin",
@@ -56,18 +56,7 @@ def world(client, operator):
     event = TamperEvent(site_id=site.id, diff="-a\n+b", content=compress(page), content_sha256=sha256(page))
     db.session.add(event)
     db.session.commit()
-    callers = {"owner": operator, "admin": Caller(client, create_user("admin"))}
-    callers["other_operator"] = Caller(client, create_user("operator"))
-    callers["viewer_unshared"] = Caller(client, create_user("viewer"))
-    for role, permission in (
-        ("viewer", "read"),
-        ("viewer", "write"),
-        ("operator", "read"),
-        ("operator", "write"),
-    ):
-        user = create_user(role)
-        share(site, user, permission)
-        callers[f"{role}_{permission}"] = Caller(client, user)
+    callers = role_matrix(client, operator, site)
     target = create_user("viewer")
     return callers, site.id, event.id, target.id
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from services.extensions import db
 from services.models import BugImport, Finding
-from tests.factories import Caller, create_site, create_user, share
+from tests.factories import create_site, role_matrix
 from tests.services.test_imports import nuclei_report
 
 SAMPLES = Path("/work/shared/samples")
@@ -438,18 +438,7 @@ ROLES = [
 @pytest.fixture
 def matrix(client, operator, loaded):
     """One caller per role/ownership case, all looking at the operator's loaded site."""
-    callers = {"owner": operator, "admin": Caller(client, create_user("admin"))}
-    callers["other_operator"] = Caller(client, create_user("operator"))
-    callers["viewer_unshared"] = Caller(client, create_user("viewer"))
-    for role, permission in (
-        ("viewer", "read"),
-        ("viewer", "write"),
-        ("operator", "read"),
-        ("operator", "write"),
-    ):
-        user = create_user(role)
-        share(loaded, user, permission)
-        callers[f"{role}_{permission}"] = Caller(client, user)
+    callers = role_matrix(client, operator, loaded)
     ident = finding_id(operator, loaded.id, "git-config")
     record = operator.get(f"/bugs/imports?site_id={loaded.id}").get_json()["items"][0]["id"]
     return callers, loaded, ident, record
