@@ -48,7 +48,15 @@ def test_checks_are_listed_newest_first_and_filtered(operator):
 
 
 def test_check_filters_are_validated(operator):
-    for query in ("status=sideways", "since=yesterday", "site_id=abc", "site_id=0", "per_page=1000"):
+    backwards = "since=2026-11-02T00:00:00Z&until=2026-11-01T00:00:00Z"
+    for query in (
+        "status=sideways",
+        "since=yesterday",
+        "site_id=abc",
+        "site_id=0",
+        "per_page=1000",
+        backwards,
+    ):
         response = operator.get(f"/usability/checks?{query}")
         assert response.status_code == 422, query
         assert response.get_json()["errors"], query

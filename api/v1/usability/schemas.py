@@ -1,4 +1,4 @@
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from api.common import Id, PageArgs, UTCDate
 from services.models import CHECK_STATUSES
@@ -21,6 +21,11 @@ class CheckQueryArgs(PageArgs):
     status = fields.String(validate=validate.OneOf(CHECK_STATUSES))
     since = UTCDate()
     until = UTCDate()
+
+    @validates_schema
+    def _since_before_until(self, data, **_):
+        if data.get("since") and data.get("until") and data["since"] >= data["until"]:
+            raise ValidationError("must be later than since", field_name="until")
 
 
 class SummaryArgs(Schema):
