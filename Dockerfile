@@ -7,15 +7,16 @@
 
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 
-# --- build: the dependencies in a virtualenv, from pyproject.toml alone (cached until it changes) -------
+# --- build: the dependencies in a virtualenv, from pyproject.toml and constraints.txt alone (cached until
+# they change); constraints.txt pins the exact versions the tests ran with (make lock) --------------------
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /build
-COPY pyproject.toml ./
+COPY pyproject.toml constraints.txt ./
 RUN python -m venv /opt/venv \
     && python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
-    && /opt/venv/bin/pip install --no-cache-dir -r requirements.txt
+    && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt -r requirements.txt
 
 # --- runtime: the virtualenv, the source, a non-root user -----------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -22,14 +22,21 @@ SCALE = --scale api=$(API_REPLICAS) --scale sync=$(SYNC_REPLICAS)
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
 .PHONY: venv
 venv: $(VENV)/.installed ## create the virtualenv with everything installed
+
+.PHONY: lock
+lock: ## after changing dependencies: install the newest allowed, then pin them in constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade -e '.[dev]'
+	$(PY) scripts/lock-constraints.py
+	touch $(VENV)/.installed
 
 # --- development without Docker ---------------------------------------------------------------------------
 .PHONY: run

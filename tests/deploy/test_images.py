@@ -208,9 +208,10 @@ def assemble_app_dir(target: Path) -> None:
     for line in (ROOT / "Dockerfile").read_text().splitlines():
         if not line.startswith("COPY ") or "--from=" in line:
             continue
-        source, destination = [word for word in line.split()[1:] if not word.startswith("--")]
-        if source == "pyproject.toml":
+        *sources, destination = [word for word in line.split()[1:] if not word.startswith("--")]
+        if set(sources) <= {"pyproject.toml", "constraints.txt"}:
             continue  # the build stage's
+        (source,) = sources
         if "*" in source:
             for path in ROOT.glob(source):
                 shutil.copy2(path, target / destination / path.name)
