@@ -99,6 +99,21 @@ def api(path: str) -> str:
     return "/api/cloudeye/v1" + path
 
 
+# The cases role_matrix builds, and what each may do with the owner's site.
+MATRIX_ROLES = [
+    "admin",
+    "owner",
+    "other_operator",
+    "viewer_unshared",
+    "viewer_read",
+    "viewer_write",
+    "operator_read",
+    "operator_write",
+]
+MATRIX_READERS = {"admin", "owner", "viewer_read", "viewer_write", "operator_read", "operator_write"}
+MATRIX_WRITERS = {"admin", "owner", "operator_write"}  # a viewer never writes, whatever its share says
+
+
 def role_matrix(client, owner: Caller, site: Site) -> dict[str, Caller]:
     """One caller per role/ownership case around `owner`'s site: the owner, an admin, another operator and
     a viewer it is not shared with, and a viewer and an operator it is shared with for read and for write."""

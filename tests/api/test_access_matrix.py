@@ -11,20 +11,17 @@ from services.extensions import db
 from services.models import Site, SiteMember, TamperEvent
 from services.tamper_detect import compress, sha256
 from services.usability import CheckResult, record_results
-from tests.factories import create_site, create_user, role_matrix
+from tests.factories import (
+    MATRIX_READERS,
+    MATRIX_ROLES,
+    MATRIX_WRITERS,
+    create_site,
+    create_user,
+    role_matrix,
+)
 
-ROLES = [
-    "admin",
-    "owner",
-    "other_operator",
-    "viewer_unshared",
-    "viewer_read",
-    "viewer_write",
-    "operator_read",
-    "operator_write",
-]
-READERS = {"admin", "owner", "viewer_read", "viewer_write", "operator_read", "operator_write"}
-WRITERS = {"admin", "owner", "operator_write"}  # a viewer never writes, whatever its share says
+ROLES = MATRIX_ROLES
+READERS, WRITERS = MATRIX_READERS, MATRIX_WRITERS
 MANAGERS = {"admin", "owner"}  # delete the site, manage its members
 
 

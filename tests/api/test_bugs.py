@@ -9,10 +9,10 @@ import sqlalchemy as sa
 
 from services.extensions import db
 from services.models import BugImport, Finding
-from tests.factories import create_site, role_matrix
+from tests.factories import MATRIX_READERS, MATRIX_ROLES, MATRIX_WRITERS, create_site, role_matrix
 from tests.services.test_imports import nuclei_report
 
-SAMPLES = Path("/work/shared/samples")
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"  # copies of ../shared/samples
 NUCLEI = (SAMPLES / "nuclei.jsonl").read_bytes()
 ZAP = (SAMPLES / "zap.json").read_bytes()
 
@@ -421,18 +421,8 @@ def test_patch_unknown_finding_is_404(operator):
 
 # -- who may do what ---------------------------------------------------------------------------------
 
-READERS = {"admin", "owner", "viewer_read", "viewer_write", "operator_read", "operator_write"}
-WRITERS = {"admin", "owner", "operator_write"}
-ROLES = [
-    "admin",
-    "owner",
-    "other_operator",
-    "viewer_unshared",
-    "viewer_read",
-    "viewer_write",
-    "operator_read",
-    "operator_write",
-]
+READERS, WRITERS = MATRIX_READERS, MATRIX_WRITERS
+ROLES = MATRIX_ROLES
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from services.models import BugImport, Finding
 from services.parsers.base import ParsedFinding
 from tests.factories import create_site, create_user
 
-SAMPLES = Path("/work/shared/samples")
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"  # copies of ../shared/samples
 NUCLEI = (SAMPLES / "nuclei.jsonl").read_bytes()
 ZAP = (SAMPLES / "zap.json").read_bytes()
 

@@ -10,7 +10,7 @@ from services.parsers.base import ParsedFinding, ReportError, scanner_name
 from services.parsers.detect import detect_format, open_report
 from services.parsers.jsonstream import JsonReader
 
-SAMPLES = Path("/work/shared/samples")
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"  # copies of ../shared/samples
 
 
 def parse(data, format=None, buffered=True):
