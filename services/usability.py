@@ -197,15 +197,16 @@ def delete_old_checks(retention_days: int, batch_size: int = 5000) -> int:
         deleted += len(ids)
 
 
-def delete_old_hourly_rollups(keep_days: int) -> int:
-    """Delete hourly rollups older than `keep_days` (never fewer than the 30 days a summary reads), site by
-    site along the primary key, so each statement is a short range delete; returns the count."""
+def delete_old_hourly_rollups(keep_days: int, sites_per_statement: int = 100) -> int:
+    """Delete hourly rollups older than `keep_days` (never fewer than the 30 days a summary reads); returns
+    the count. Each DELETE covers a slice of sites, so it is a few primary-key ranges, not a table scan."""
     cutoff = datetime.now(UTC) - max(timedelta(days=keep_days), UPTIME_WINDOWS["30d"] + timedelta(days=1))
+    site_ids = db.session.scalars(sa.select(Site.id).order_by(Site.id)).all()
     deleted = 0
-    for site_id in db.session.scalars(sa.select(Site.id)).all():
+    for start in range(0, len(site_ids), sites_per_statement):
         result = db.session.execute(
             sa.delete(UsabilityRollup).where(
-                UsabilityRollup.site_id == site_id,
+                UsabilityRollup.site_id.in_(site_ids[start : start + sites_per_statement]),
                 UsabilityRollup.period == "hour",
                 UsabilityRollup.bucket_start < cutoff,
             )

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from services.extensions import db
 from services.imports import import_report
 from services.models import ApiToken, BugImport, Finding, UsabilityCheck, UsabilityRollup, User
+from services.usability import delete_old_hourly_rollups
 from sync import inbox as inbox_module
 from sync import retention
 from sync.inbox import Inbox
@@ -248,6 +249,16 @@ def test_retention_prunes_old_hourly_rollups_but_keeps_the_30_days_a_summary_rea
     # a setting below the 30 days the summary reads is raised to 31
     retention.run(retention_days=90, hourly_rollup_days=1)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(UsabilityRollup)) == 3
+
+
+def test_hourly_rollups_go_for_every_site_whatever_the_slice(ctx, site, operator):
+    others = [create_site(operator.user) for _ in range(2)]
+    old = datetime.now(UTC) - timedelta(days=200)
+    for site_id in (site.id, *(other.id for other in others)):
+        db.session.add(UsabilityRollup(site_id=site_id, period="hour", bucket_start=old, checks_total=1))
+    db.session.commit()
+    assert delete_old_hourly_rollups(90, sites_per_statement=2) == 3
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(UsabilityRollup)) == 0
 
 
 def test_retention_deletes_dead_tokens_and_keeps_live_ones(ctx, site):
