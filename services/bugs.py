@@ -10,10 +10,9 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import defer
 
-from services.errors import NotFound
 from services.extensions import db
 from services.models import SEVERITY_RANK, BugImport, Finding, User
-from services.sites import get_site, invalidate_site, only_visible_sites
+from services.sites import filter_visible, get_site_row, invalidate_site
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +35,6 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _visible(query: sa.Select, column, user: User, site_id: int | None) -> sa.Select:
-    if site_id is not None:
-        get_site(user, site_id)  # 404 when the caller may not see it
-        return query.where(column == site_id)
-    return only_visible_sites(query, column, user)
-
-
 def list_findings(
     user: User,
     site_id: int | None = None,
@@ -54,7 +46,7 @@ def list_findings(
 ) -> sa.Select:
     # Long text columns are left out of lists; GET /bugs/{id} has them.
     query = sa.select(Finding).options(defer(Finding.description), defer(Finding.evidence))
-    query = _visible(query, Finding.site_id, user, site_id)
+    query = filter_visible(query, Finding.site_id, user, site_id)
     if severity:
         # On the rank, which the (site_id, status, severity_rank) and (severity_rank) indexes hold.
         query = query.where(Finding.severity_rank.in_(sorted({SEVERITY_RANK[name] for name in severity})))
@@ -71,14 +63,7 @@ def list_findings(
 
 
 def get_finding(user: User, finding_id: int, write: bool = False) -> Finding:
-    finding = db.session.get(Finding, finding_id)
-    if finding is None:
-        raise NotFound(f"finding {finding_id} not found")
-    try:
-        get_site(user, finding.site_id, write=write)
-    except NotFound:
-        raise NotFound(f"finding {finding_id} not found") from None
-    return finding
+    return get_site_row(user, Finding, finding_id, write=write, label="finding")
 
 
 def update_finding(user: User, finding_id: int, changes: dict) -> Finding:
@@ -101,16 +86,9 @@ def update_finding(user: User, finding_id: int, changes: dict) -> Finding:
 
 
 def list_imports(user: User, site_id: int | None = None) -> sa.Select:
-    query = _visible(sa.select(BugImport), BugImport.site_id, user, site_id)
+    query = filter_visible(sa.select(BugImport), BugImport.site_id, user, site_id)
     return query.order_by(BugImport.created_at.desc(), BugImport.id.desc())
 
 
 def get_import(user: User, import_id: int) -> BugImport:
-    record = db.session.get(BugImport, import_id)
-    if record is None:
-        raise NotFound(f"import {import_id} not found")
-    try:
-        get_site(user, record.site_id)
-    except NotFound:
-        raise NotFound(f"import {import_id} not found") from None
-    return record
+    return get_site_row(user, BugImport, import_id, label="import")

@@ -2,6 +2,10 @@
 
 Visibility: admins see every site; anybody else sees the sites they own and those shared with them.
 An invisible site is reported as missing (404), never as forbidden, so ids leak nothing.
+
+This module is the security boundary for everything that belongs to a site (checks, incidents, tamper
+events, findings, imports): `get_site` for a site id, `get_site_row` for a row of a site's table, and
+`filter_visible` for lists. Every other service goes through these three.
 """
 
 import ipaddress
@@ -107,6 +111,29 @@ def get_site(user: User, site_id: int, write: bool = False) -> Site:
     if write and not can_write(user, site):
         raise Forbidden("you may read this site but not change it")
     return site
+
+
+def get_site_row(user: User, model, row_id: int, *, label: str, write: bool = False):
+    """The row `row_id` of a site-scoped table (one with a `site_id`), if `user` may read its site (and,
+    with `write`, change it). Missing and invisible rows are both 404 (with the row's own name, not the
+    site's); a readable row of a site the user may not change is 403."""
+    row = db.session.get(model, row_id)
+    if row is None:
+        raise NotFound(f"{label} {row_id} not found")
+    try:
+        get_site(user, row.site_id, write=write)
+    except NotFound:
+        raise NotFound(f"{label} {row_id} not found") from None
+    return row
+
+
+def filter_visible(query: sa.Select, site_id_column, user: User, site_id: int | None = None) -> sa.Select:
+    """Restrict a list to what `user` may read: one site when `site_id` is given (404 when the user may
+    not see it), otherwise every site the user may see."""
+    if site_id is not None:
+        get_site(user, site_id)
+        return query.where(site_id_column == site_id)
+    return only_visible_sites(query, site_id_column, user)
 
 
 def list_sites(user: User, q: str | None = None, state: str | None = None):

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import defer
 
-from services.errors import Invalid, NotFound
+from services.errors import Invalid
 from services.extensions import db
 from services.models import TamperBaseline, TamperEvent, User
-from services.sites import get_site, only_visible_sites
+from services.sites import filter_visible, get_site_row
 
 log = logging.getLogger(__name__)
 
@@ -29,25 +29,14 @@ TRANSITIONS = {
 def list_events(user: User, site_id=None, status=None) -> sa.Select:
     # The page and its diff (up to megabytes each) are left out of lists; GET /tamper/events/{id} has the diff.
     query = sa.select(TamperEvent).options(defer(TamperEvent.content), defer(TamperEvent.diff))
-    if site_id is not None:
-        get_site(user, site_id)
-        query = query.where(TamperEvent.site_id == site_id)
-    else:
-        query = only_visible_sites(query, TamperEvent.site_id, user)
+    query = filter_visible(query, TamperEvent.site_id, user, site_id)
     if status:
         query = query.where(TamperEvent.status == status)
     return query.order_by(TamperEvent.detected_at.desc(), TamperEvent.id.desc())
 
 
 def get_event(user: User, event_id: int, write: bool = False) -> TamperEvent:
-    event = db.session.get(TamperEvent, event_id)
-    if event is None:
-        raise NotFound(f"tamper event {event_id} not found")
-    try:
-        get_site(user, event.site_id, write=write)
-    except NotFound:
-        raise NotFound(f"tamper event {event_id} not found") from None
-    return event
+    return get_site_row(user, TamperEvent, event_id, write=write, label="tamper event")
 
 
 def update_event(user: User, event_id: int, changes: dict) -> TamperEvent:

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import mysql, sqlite
 from services.cache import cache
 from services.extensions import db
 from services.models import Incident, Site, UsabilityCheck, UsabilityRollup, User
-from services.sites import get_site, invalidate_site, only_visible_sites
+from services.sites import filter_visible, get_site, invalidate_site
 
 log = logging.getLogger(__name__)
 UPTIME_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -221,11 +221,7 @@ def delete_old_hourly_rollups(keep_days: int, sites_per_statement: int = 100) ->
 
 def list_checks(user: User, site_id=None, status=None, since=None, until=None) -> sa.Select:
     query = sa.select(UsabilityCheck)
-    if site_id is not None:
-        get_site(user, site_id)
-        query = query.where(UsabilityCheck.site_id == site_id)
-    else:
-        query = only_visible_sites(query, UsabilityCheck.site_id, user)
+    query = filter_visible(query, UsabilityCheck.site_id, user, site_id)
     if status:
         query = query.where(UsabilityCheck.status == status)
     if since:
@@ -237,11 +233,7 @@ def list_checks(user: User, site_id=None, status=None, since=None, until=None) -
 
 def list_incidents(user: User, site_id=None, open_only: bool | None = None) -> sa.Select:
     query = sa.select(Incident)
-    if site_id is not None:
-        get_site(user, site_id)
-        query = query.where(Incident.site_id == site_id)
-    else:
-        query = only_visible_sites(query, Incident.site_id, user)
+    query = filter_visible(query, Incident.site_id, user, site_id)
     if open_only is True:
         query = query.where(Incident.ended_at.is_(None))
     elif open_only is False:
