@@ -17,9 +17,7 @@ user_cli = AppGroup("user", help="Manage users.")
 @click.option("--role", type=click.Choice(ROLES), default="viewer", show_default=True)
 @click.option("--email", default=None)
 def create_user_command(username, password, role, email):
-    """Create a user."""
-    if len(password) < 8:
-        raise click.BadParameter("at least 8 characters", param_hint="--password")
+    """Create a user (the same username and password rules as the API)."""
     try:
         user = users.create_user(username, password, role=role, email=email)
     except DomainError as exc:

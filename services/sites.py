@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import current_app
+from marshmallow import ValidationError, validate
 from sqlalchemy.orm import joinedload
 
 from services.cache import cache
@@ -49,8 +50,89 @@ def status_accepted(spec: str, status: int) -> bool:
     return any(low <= status <= high for low, high in parse_status_ranges(spec))
 
 
-def validate_target(url: str) -> None:
+# The rules of a site's settings. The API schema documents the same numbers (api/v1/site/schemas.py).
+NUMBER_RANGES = {
+    "check_interval_s": (10, 86400),
+    "timeout_s": (1, 120),
+    "max_retries": (0, 20),
+    "tamper_threshold": (0.0, 1.0),
+}
+TEXT_LENGTHS = {"name": (1, 200), "url": (1, 2048), "accepted_status": (3, 100), "keyword": (1, 255)}
+# list field -> (most items, (shortest, longest) item)
+LIST_LIMITS = {"tamper_ignore": (50, (1, 500)), "forbidden_keywords": (100, (1, 200))}
+_URL_FORMAT = validate.URL(schemes={"http", "https"}, require_tld=False, error="must be an http(s) URL")
+
+
+def default_settings() -> dict:
+    """The value of each setting a new site gets when it is not given (the model's column defaults)."""
+    defaults = {}
+    for name in (*NUMBER_RANGES, *TEXT_LENGTHS, *LIST_LIMITS, "keyword_absent", "tamper_enabled", "paused"):
+        default = Site.__table__.c[name].default
+        if default is not None:
+            defaults[name] = default.arg(None) if default.is_callable else default.arg
+    defaults.setdefault("keyword", None)
+    return defaults
+
+
+def check_settings(values: dict, current: Site | None = None) -> None:
+    """Raise Invalid, naming every offending field, unless `values` (all of a new site's settings, or the
+    changed ones of `current`) obey the rules: ranges and lengths, an http(s) URL to an allowed target,
+    status ranges, ignore patterns the pattern engine accepts, and a timeout within the interval."""
+    errors: dict[str, list[str]] = {}
+
+    def refuse(name: str, message: str) -> None:
+        errors.setdefault(name, []).append(message)
+
+    for name, (low, high) in NUMBER_RANGES.items():
+        value = values.get(name)
+        if value is not None and not (low <= value <= high):
+            refuse(name, f"must be between {low} and {high}")
+    for name, (shortest, longest) in TEXT_LENGTHS.items():
+        value = values.get(name)
+        if value is not None and not (shortest <= len(value) <= longest):
+            refuse(name, f"must be {shortest} to {longest} characters long")
+    for name, (most, (shortest, longest)) in LIST_LIMITS.items():
+        items = values.get(name)
+        if items is None:
+            continue
+        if len(items) > most:
+            refuse(name, f"at most {most} entries")
+        if any(not (shortest <= len(item) <= longest) for item in items):
+            refuse(name, f"each entry must be {shortest} to {longest} characters long")
+    if values.get("url") is not None and "url" not in errors:
+        try:
+            check_target(values["url"])
+        except Invalid as exc:
+            errors.setdefault("url", []).extend((exc.errors or {}).get("url", [exc.message]))
+    if values.get("accepted_status") is not None and "accepted_status" not in errors:
+        try:
+            parse_status_ranges(values["accepted_status"])
+        except ValueError as exc:
+            refuse("accepted_status", str(exc))
+    if values.get("tamper_ignore") and "tamper_ignore" not in errors:
+        from services.tamper_detect import compile_ignore_pattern
+
+        for pattern in values["tamper_ignore"]:
+            try:
+                compile_ignore_pattern(pattern)
+            except ValueError as exc:
+                refuse("tamper_ignore", str(exc))
+    timeout = values.get("timeout_s", current.timeout_s if current else None)
+    interval = values.get("check_interval_s", current.check_interval_s if current else None)
+    if timeout is not None and interval is not None and timeout > interval and "timeout_s" not in errors:
+        refuse("timeout_s", "must not exceed check_interval_s")
+    if errors:
+        raise Invalid("the site's settings break its rules", errors=errors)
+
+
+def check_target(url: str) -> None:
     """http/https with a host; private addresses only when ALLOW_PRIVATE_TARGETS (the default)."""
+    try:
+        _URL_FORMAT(url)
+    except ValidationError:
+        raise Invalid(
+            "url must be an http or https URL with a host", errors={"url": ["http/https only"]}
+        ) from None
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Invalid("url must be an http or https URL with a host", errors={"url": ["http/https only"]})
@@ -153,8 +235,12 @@ def _escape_like(text: str) -> str:
 def create_site(user: User, data: dict) -> Site:
     if user.role not in WRITE_ROLES:
         raise Forbidden("viewers cannot create sites")
-    validate_target(data["url"])
-    site = Site(owner_id=user.id, **data)
+    missing = [name for name in ("name", "url") if data.get(name) is None]
+    if missing:
+        raise Invalid("name and url are required", errors={name: ["required"] for name in missing})
+    values = {**default_settings(), **data}
+    check_settings(values)
+    site = Site(owner_id=user.id, **values)
     site.next_check_at = datetime.now(UTC)
     db.session.add(site)
     db.session.commit()
@@ -164,14 +250,10 @@ def create_site(user: User, data: dict) -> Site:
 
 def update_site(user: User, site_id: int, changes: dict) -> Site:
     site = get_site(user, site_id, write=True)
-    if "url" in changes:
-        validate_target(changes["url"])
-    timeout = changes.get("timeout_s", site.timeout_s)
-    interval = changes.get("check_interval_s", site.check_interval_s)
-    if timeout > interval:
-        raise Invalid(
-            "timeout_s must not exceed check_interval_s", errors={"timeout_s": ["exceeds check_interval_s"]}
-        )
+    required = [name for name in ("name", "url") if name in changes and changes[name] is None]
+    if required:
+        raise Invalid("name and url cannot be removed", errors={name: ["required"] for name in required})
+    check_settings(changes, current=site)
     new_target = "url" in changes and changes["url"] != site.url
     tamper_switched_on = changes.get("tamper_enabled") is True and not site.tamper_enabled
     for field, value in changes.items():

@@ -1,6 +1,7 @@
 """Users, logins and tokens: the rules and the commit boundary."""
 
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -15,6 +16,23 @@ from services.security import hash_password, hash_token, new_token, password_nee
 
 log = logging.getLogger(__name__)
 LAST_USED_RESOLUTION = timedelta(seconds=60)  # don't write on every request
+# The rules of usernames and passwords. The API schema documents the same (api/v1/user/schemas.py).
+USERNAME_PATTERN = r"^[A-Za-z0-9_.@-]{3,64}$"
+USERNAME_RULE = "3-64 letters, digits or _ . @ -"
+PASSWORD_LENGTH = (8, 256)
+_USERNAME = re.compile(USERNAME_PATTERN)
+
+
+def check_username(username: str) -> None:
+    if not isinstance(username, str) or not _USERNAME.match(username):
+        raise Invalid(f"username: {USERNAME_RULE}", errors={"username": [USERNAME_RULE]})
+
+
+def check_password(password: str) -> None:
+    shortest, longest = PASSWORD_LENGTH
+    if not isinstance(password, str) or not (shortest <= len(password) <= longest):
+        message = f"{shortest} to {longest} characters"
+        raise Invalid(f"password: {message}", errors={"password": [message]})
 
 
 def _now() -> datetime:
@@ -36,6 +54,8 @@ def list_users(role: str | None = None):
 
 
 def create_user(username: str, password: str, role: str = "viewer", email: str | None = None) -> User:
+    check_username(username)
+    check_password(password)
     if db.session.scalar(sa.select(User.id).where(User.username == username)) is not None:
         raise Conflict(f"username {username!r} is taken", errors={"username": ["already taken"]})
     user = User(username=username, password_hash=hash_password(password), role=role, email=email)
@@ -50,6 +70,10 @@ def create_user(username: str, password: str, role: str = "viewer", email: str |
 
 
 def update_user(actor: User, user: User, changes: dict) -> User:
+    if "username" in changes:
+        check_username(changes["username"])
+    if "password" in changes:
+        check_password(changes["password"])
     if "username" in changes and changes["username"] != user.username:
         # The user themselves does not count: on MySQL's case-insensitive collation "alice" -> "Alice"
         # finds "alice" and is not a clash.

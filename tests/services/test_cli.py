@@ -16,7 +16,15 @@ def test_user_create(app, ctx):
     again = runner.invoke(args=["user", "create", "--username", "root2", "--password", "a good password"])
     assert again.exit_code != 0 and "taken" in again.output
     short = runner.invoke(args=["user", "create", "--username", "bob", "--password", "short"])
-    assert short.exit_code != 0
+    assert short.exit_code != 0 and "password" in short.output
+
+
+def test_user_create_applies_the_username_rules_of_the_api(app, ctx):
+    runner = app.test_cli_runner()
+    for name in ("x", "has space", "semi;colon"):
+        result = runner.invoke(args=["user", "create", "--username", name, "--password", "a good password"])
+        assert result.exit_code != 0 and "username" in result.output, name
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 0
 
 
 def test_bootstrap_admin_from_environment_is_idempotent(app, ctx):

@@ -1,17 +1,8 @@
-from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+from marshmallow import Schema, fields, validate
 
 from api.common import Id, PageArgs, Str
 from services.models import PERMISSIONS, SITE_STATES
-from services.sites import parse_status_ranges
-from services.tamper_detect import compile_ignore_pattern
-
-
-def _regex_list(patterns):
-    for pattern in patterns:
-        try:
-            compile_ignore_pattern(pattern)
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from exc
+from services.sites import LIST_LIMITS, NUMBER_RANGES, TEXT_LENGTHS, default_settings
 
 
 class SiteSchema(Schema):
@@ -38,49 +29,57 @@ class SiteSchema(Schema):
     updated_at = fields.DateTime(dump_only=True)
 
 
-class SiteWriteSchema(Schema):
-    """The fields a client sets. Every one is optional on PATCH (partial=True)."""
+def _documented(name: str) -> dict:
+    """What the OpenAPI document says of a setting: its default and the bounds services.sites enforces."""
+    doc = {}
+    if name in DEFAULTS:
+        doc["default"] = DEFAULTS[name]
+    if name in NUMBER_RANGES:
+        doc["minimum"], doc["maximum"] = NUMBER_RANGES[name]
+    if name in TEXT_LENGTHS:
+        doc["minLength"], doc["maxLength"] = TEXT_LENGTHS[name]
+    if name in LIST_LIMITS:
+        doc["maxItems"] = LIST_LIMITS[name][0]
+    return doc
 
-    name = Str(required=True, validate=validate.Length(min=1, max=200))
-    url = Str(
-        required=True,
-        validate=[
-            validate.Length(max=2048),
-            validate.URL(schemes={"http", "https"}, require_tld=False, error="must be an http(s) URL"),
-        ],
+
+def _item_length(name: str) -> dict:
+    shortest, longest = LIST_LIMITS[name][1]
+    return {"minLength": shortest, "maxLength": longest}
+
+
+DEFAULTS = default_settings()
+
+
+class SiteWriteSchema(Schema):
+    """The fields a client sets (every one optional on PATCH). Their rules live in services.sites
+    (`check_settings`); this schema shapes the input and documents the rules."""
+
+    name = Str(required=True, metadata=_documented("name"))
+    url = Str(required=True, metadata={**_documented("url"), "format": "uri"})
+    check_interval_s = fields.Integer(metadata=_documented("check_interval_s"))
+    timeout_s = fields.Integer(
+        metadata={**_documented("timeout_s"), "description": "at most check_interval_s"}
     )
-    check_interval_s = fields.Integer(load_default=60, validate=validate.Range(min=10, max=86400))
-    timeout_s = fields.Integer(load_default=10, validate=validate.Range(min=1, max=120))
-    accepted_status = Str(load_default="200-399", validate=validate.Length(min=3, max=100))
-    keyword = Str(load_default=None, allow_none=True, validate=validate.Length(min=1, max=255))
-    keyword_absent = fields.Boolean(load_default=False)
-    max_retries = fields.Integer(load_default=0, validate=validate.Range(min=0, max=20))
-    tamper_enabled = fields.Boolean(load_default=False)
-    tamper_threshold = fields.Float(load_default=0.05, validate=validate.Range(min=0, max=1))
+    accepted_status = Str(
+        metadata={**_documented("accepted_status"), "description": "status codes and ranges: 200-299, 301"}
+    )
+    keyword = Str(allow_none=True, metadata=_documented("keyword"))
+    keyword_absent = fields.Boolean(metadata=_documented("keyword_absent"))
+    max_retries = fields.Integer(metadata=_documented("max_retries"))
+    tamper_enabled = fields.Boolean(metadata=_documented("tamper_enabled"))
+    tamper_threshold = fields.Float(metadata=_documented("tamper_threshold"))
     tamper_ignore = fields.List(
-        Str(validate=validate.Length(min=1, max=500)), load_default=list, validate=validate.Length(max=50)
+        Str(metadata=_item_length("tamper_ignore")),
+        metadata={
+            **_documented("tamper_ignore"),
+            "description": "regular expressions removed before comparing",
+        },
     )
     forbidden_keywords = fields.List(
-        Str(validate=validate.Length(min=1, max=200)), load_default=list, validate=validate.Length(max=100)
+        Str(metadata=_item_length("forbidden_keywords")), metadata=_documented("forbidden_keywords")
     )
-    paused = fields.Boolean(load_default=False)
-
-    @validates("accepted_status")
-    def _accepted_status(self, value, **_):
-        try:
-            parse_status_ranges(value)
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from exc
-
-    @validates("tamper_ignore")
-    def _tamper_ignore(self, value, **_):
-        _regex_list(value)
-
-    @validates_schema
-    def _timeout_within_interval(self, data, partial=None, **_):
-        timeout, interval = data.get("timeout_s"), data.get("check_interval_s")
-        if timeout is not None and interval is not None and timeout > interval:
-            raise ValidationError("must not exceed check_interval_s", field_name="timeout_s")
+    paused = fields.Boolean(metadata=_documented("paused"))
 
 
 class SiteUpdateSchema(SiteWriteSchema):

@@ -2,9 +2,11 @@ from marshmallow import Schema, fields, validate
 
 from api.common import PageArgs, Str
 from services.models import ROLES
+from services.users import PASSWORD_LENGTH, USERNAME_PATTERN, USERNAME_RULE
 
-USERNAME = validate.Regexp(r"^[A-Za-z0-9_.@-]{3,64}$", error="3-64 letters, digits or _ . @ -")
-PASSWORD = validate.Length(min=8, max=256)
+# The rules live in services.users (check_username, check_password); these document them.
+USERNAME = {"pattern": USERNAME_PATTERN, "description": USERNAME_RULE}
+PASSWORD = {"minLength": PASSWORD_LENGTH[0], "maxLength": PASSWORD_LENGTH[1]}
 
 
 class UserSchema(Schema):
@@ -17,15 +19,15 @@ class UserSchema(Schema):
 
 
 class UserCreateSchema(Schema):
-    username = Str(required=True, validate=USERNAME)
-    password = Str(required=True, load_only=True, validate=PASSWORD)
+    username = Str(required=True, metadata=USERNAME)
+    password = Str(required=True, load_only=True, metadata=PASSWORD)
     email = fields.Email(allow_none=True, load_default=None, validate=validate.Length(max=255))
     role = fields.String(load_default="viewer", validate=validate.OneOf(ROLES))
 
 
 class UserUpdateSchema(Schema):
-    username = Str(validate=USERNAME)
-    password = Str(load_only=True, validate=PASSWORD)
+    username = Str(metadata=USERNAME)
+    password = Str(load_only=True, metadata=PASSWORD)
     email = fields.Email(allow_none=True, validate=validate.Length(max=255))
     role = fields.String(validate=validate.OneOf(ROLES))
     is_active = fields.Boolean()
