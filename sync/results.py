@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from services import tamper
 from services.extensions import db
 from services.models import Site
 from services.usability import CheckResult, record_results
-from sync import builtin_findings, tamper_job
+from sync import builtin_findings
 from sync.probe import ProbeResult
 from sync.scheduler import Claim, finish
 
@@ -134,7 +135,7 @@ def _tamper(outcome: Outcome, report: BatchReport) -> None:
         if site is None or not site.tamper_enabled:
             db.session.rollback()
             return
-        action = tamper_job.check_page(site, result.body, result.started_at).action
+        action = tamper.check_page(site, result.body, result.started_at).action
         db.session.commit()
         report.tamper[action] = report.tamper.get(action, 0) + 1
     except Exception:
