@@ -5,6 +5,8 @@ from flask import Blueprint, jsonify
 from services import health
 
 bp = Blueprint("health_probes", __name__)
+# /readyz names the verdict of services.health in a load balancer's words.
+READINESS = {"ok": "ready", "degraded": "degraded", "down": "not ready"}
 
 
 @bp.get("/healthz")
@@ -14,13 +16,11 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    checks = {
-        "db": "ok" if health.database_ok() else "down",
-        "redis": health.redis_state(),
+    state = health.assess(with_migrations=True)
+    body = {
+        "status": READINESS[state.status],
+        "db": state.db,
+        "redis": state.redis,
+        "migrations": state.migrations,
     }
-    checks["migrations"] = "ok" if checks["db"] == "ok" and health.migrations_at_head() else "pending"
-    # Redis only caches and coordinates: without it the API still serves (degraded), so a Redis outage
-    # must not take every api replica out of the load balancer.
-    ready = checks["db"] == "ok" and checks["migrations"] == "ok"
-    status = "not ready" if not ready else ("degraded" if checks["redis"] == "down" else "ready")
-    return jsonify(status=status, **checks), 200 if ready else 503
+    return jsonify(body), 200 if state.serving else 503

@@ -3,6 +3,7 @@
 import contextlib
 import functools
 import logging
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
@@ -51,3 +52,33 @@ def migrations_at_head() -> bool:
     except Exception:
         return False
     return current == _script_heads(migrations_dir)
+
+
+@dataclass(frozen=True)
+class Health:
+    """The state of what a process depends on, and the one verdict drawn from it."""
+
+    db: str  # ok | down
+    redis: str  # ok | down | disabled
+    migrations: str | None = None  # ok | pending; None when not asked
+
+    @property
+    def status(self) -> str:
+        """down: cannot serve (no database, or a schema behind the code); degraded: serves without Redis,
+        which only caches and coordinates (so a Redis outage must not take every api replica out of the
+        load balancer); ok otherwise."""
+        if self.db != "ok" or self.migrations not in (None, "ok"):
+            return "down"
+        return "degraded" if self.redis == "down" else "ok"
+
+    @property
+    def serving(self) -> bool:
+        return self.status != "down"
+
+
+def assess(with_migrations: bool = False) -> Health:
+    db_state = "ok" if database_ok() else "down"
+    migrations = None
+    if with_migrations:
+        migrations = "ok" if db_state == "ok" and migrations_at_head() else "pending"
+    return Health(db=db_state, redis=redis_state(), migrations=migrations)

@@ -20,8 +20,5 @@ class HealthSchema(Schema):
 @blp.alt_response(503, schema=HealthSchema, description="the database is unreachable")
 def get_health():
     """Health of the API and what it depends on"""
-    db_state = "ok" if health.database_ok() else "down"
-    redis = health.redis_state()
-    if db_state != "ok":
-        return {"status": "down", "db": db_state, "redis": redis}, 503
-    return {"status": "ok" if redis != "down" else "degraded", "db": db_state, "redis": redis}
+    state = health.assess()
+    return {"status": state.status, "db": state.db, "redis": state.redis}, 200 if state.serving else 503
