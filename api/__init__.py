@@ -8,9 +8,7 @@ from flask_smorest import Api
 from api.common import MAX_ID, IdConverter
 from api.errors import ErrorResponsesPlugin, ErrorSchema
 from services.app import create_core_app
-from services.config import Config
-
-API_PREFIX = "/api/cloudeye/v1"
+from services.config import API_PREFIX, Config
 
 
 class CloudeyeApi(Api):

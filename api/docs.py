@@ -1,6 +1,8 @@
-"""/api/cloudeye/v1/docs: a browsable page over /openapi.json that needs nothing from a CDN."""
+"""API_PREFIX/docs: a browsable page over /openapi.json that needs nothing from a CDN."""
 
 from flask import Blueprint, Response
+
+from services.config import API_PREFIX
 
 bp = Blueprint("docs_page", __name__)
 
@@ -17,7 +19,7 @@ pre{background:#f6f8fa;padding:.6rem;overflow:auto;border-radius:4px}
 .get{color:#1a7f37}.post{color:#0969da}.patch{color:#9a6700}.put{color:#8250df}.delete{color:#cf222e}
 </style></head><body>
 <h1>cloudeye API v1</h1>
-<p>Base path <code>/api/cloudeye/v1</code>. Authenticate with <code>Authorization: Bearer &lt;token&gt;</code>
+<p>Base path <code>API_PREFIX</code>. Authenticate with <code>Authorization: Bearer &lt;token&gt;</code>
 (from <code>POST /users/login</code> or an API token). Machine-readable document:
 <a href="openapi.json">openapi.json</a>.</p>
 <div id="ops">Loading…</div>
@@ -38,7 +40,7 @@ fetch("openapi.json").then(r => r.json()).then(spec => {
       const d = document.createElement("details");
       const s = document.createElement("summary");
       s.innerHTML = `<span class="m ${method}">${method.toUpperCase()}</span> <code></code> `;
-      s.querySelector("code").textContent = spec.servers ? path : path;
+      s.querySelector("code").textContent = path;
       s.appendChild(document.createTextNode(op.summary || ""));
       d.appendChild(s);
       const pre = document.createElement("pre");
@@ -54,4 +56,4 @@ fetch("openapi.json").then(r => r.json()).then(spec => {
 
 @bp.get("/docs")
 def docs():
-    return Response(PAGE, mimetype="text/html")
+    return Response(PAGE.replace("API_PREFIX", API_PREFIX, 1), mimetype="text/html")

@@ -40,6 +40,8 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from services.config import API_PREFIX
+
 ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "cloudeye_bench_drivers"
 ADMIN = ("bench-admin", "bench-admin-password-1")
@@ -50,7 +52,7 @@ CONFIGS = (
 )
 ENDPOINTS = (
     ("baseline", "/healthz"),
-    ("db", "/api/cloudeye/v1/sites?per_page=20"),
+    ("db", API_PREFIX + "/sites?per_page=20"),
     ("db-wait", "/bench/db-sleep"),
 )
 
@@ -218,12 +220,12 @@ def latency_ms(text: str) -> float:
 def prepare(url: str) -> str:
     """Admin (from migrate's bootstrap), a token, and a page of sites to list."""
     token = requests.post(
-        f"{url}/api/cloudeye/v1/users/login", json={"username": ADMIN[0], "password": ADMIN[1]}, timeout=10
+        f"{url}{API_PREFIX}/users/login", json={"username": ADMIN[0], "password": ADMIN[1]}, timeout=10
     ).json()["token"]
     headers = {"Authorization": f"Bearer {token}"}
     for index in range(20):
         response = requests.post(
-            f"{url}/api/cloudeye/v1/sites",
+            f"{url}{API_PREFIX}/sites",
             json={"name": f"bench site {index}", "url": f"http://127.0.0.1:9/{index}", "paused": True},
             headers=headers,
             timeout=10,

@@ -42,6 +42,8 @@ sys.path.insert(0, str(ROOT))
 import pymysql  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from services.config import API_PREFIX  # noqa: E402
+
 NGINX = "/usr/sbin/nginx"
 SEVERITIES = ("critical", "high", "medium", "low", "info")  # rank 4..0
 RETENTION_DAYS = 90
@@ -657,7 +659,7 @@ def cold_summaries(base: str, token: str, site_ids: list[int], keys: list[str], 
         site_id = site_ids[n % len(site_ids)]
         store.delete(keys[site_id - 1])
         request = urllib.request.Request(
-            f"{base}/api/cloudeye/v1/usability/summary?site_id={site_id}",
+            f"{base}{API_PREFIX}/usability/summary?site_id={site_id}",
             headers={"Authorization": f"Bearer {token}"},
         )
         started = time.perf_counter()
@@ -699,28 +701,28 @@ def main():
     site = sample["site_id"]
     requests_ = [
         ("GET /healthz (baseline)", "/healthz", None),
-        ("GET /sites", "/api/cloudeye/v1/sites", "admin"),
-        ("GET /sites", "/api/cloudeye/v1/sites", "operator"),
+        ("GET /sites", API_PREFIX + "/sites", "admin"),
+        ("GET /sites", API_PREFIX + "/sites", "operator"),
         (
             "GET /bugs site+severity+status",
-            f"/api/cloudeye/v1/bugs?site_id={site}&severity=high&status=open&sort=-severity",
+            f"{API_PREFIX}/bugs?site_id={site}&severity=high&status=open&sort=-severity",
             "admin",
         ),
         (
             "GET /bugs site+severity+status",
-            f"/api/cloudeye/v1/bugs?site_id={site}&severity=high&status=open&sort=-severity",
+            f"{API_PREFIX}/bugs?site_id={site}&severity=high&status=open&sort=-severity",
             "operator",
         ),
-        ("GET /bugs?q= (site)", f"/api/cloudeye/v1/bugs?site_id={site}&q={sample['q']}", "operator"),
-        ("GET /bugs?q= (all visible)", f"/api/cloudeye/v1/bugs?q={sample['q']}", "operator"),
-        ("GET /bugs?q= (all visible)", f"/api/cloudeye/v1/bugs?q={sample['q']}", "admin"),
-        ("GET /bugs (default)", "/api/cloudeye/v1/bugs", "operator"),
-        ("GET /bugs (default)", "/api/cloudeye/v1/bugs", "admin"),
-        ("GET /usability/checks?site_id", f"/api/cloudeye/v1/usability/checks?site_id={site}", "admin"),
-        ("GET /usability/checks?site_id", f"/api/cloudeye/v1/usability/checks?site_id={site}", "operator"),
-        ("GET /usability/checks (all)", "/api/cloudeye/v1/usability/checks", "operator"),
-        ("GET /usability/summary (cached)", f"/api/cloudeye/v1/usability/summary?site_id={site}", "admin"),
-        ("GET /usability/summary (cached)", f"/api/cloudeye/v1/usability/summary?site_id={site}", "operator"),
+        ("GET /bugs?q= (site)", f"{API_PREFIX}/bugs?site_id={site}&q={sample['q']}", "operator"),
+        ("GET /bugs?q= (all visible)", f"{API_PREFIX}/bugs?q={sample['q']}", "operator"),
+        ("GET /bugs?q= (all visible)", f"{API_PREFIX}/bugs?q={sample['q']}", "admin"),
+        ("GET /bugs (default)", API_PREFIX + "/bugs", "operator"),
+        ("GET /bugs (default)", API_PREFIX + "/bugs", "admin"),
+        ("GET /usability/checks?site_id", f"{API_PREFIX}/usability/checks?site_id={site}", "admin"),
+        ("GET /usability/checks?site_id", f"{API_PREFIX}/usability/checks?site_id={site}", "operator"),
+        ("GET /usability/checks (all)", API_PREFIX + "/usability/checks", "operator"),
+        ("GET /usability/summary (cached)", f"{API_PREFIX}/usability/summary?site_id={site}", "admin"),
+        ("GET /usability/summary (cached)", f"{API_PREFIX}/usability/summary?site_id={site}", "operator"),
     ]
     work = Path(tempfile.mkdtemp(prefix="cloudeye-bench-list-"))
     results = []

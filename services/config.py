@@ -8,6 +8,9 @@ import os
 import secrets
 from pathlib import Path
 
+# Where the HTTP API lives; the one definition (the app, its OpenAPI document and the tests use it).
+API_PREFIX = "/api/cloudeye/v1"
+
 # Values that appear in docs and examples; production must never run with them.
 KNOWN_DEFAULT_SECRETS = {
     "",
@@ -92,7 +95,7 @@ class Config:
         self.API_TITLE = "cloudeye"
         self.API_VERSION = "v1"
         self.OPENAPI_VERSION = "3.0.3"
-        self.OPENAPI_URL_PREFIX = "/api/cloudeye/v1"
+        self.OPENAPI_URL_PREFIX = API_PREFIX
         self.OPENAPI_JSON_PATH = "openapi.json"
         self.OPENAPI_REDOC_PATH = None
         self.OPENAPI_SWAGGER_UI_PATH = None  # /docs is served by api/docs.py without a CDN

@@ -3,6 +3,7 @@
 import itertools
 from datetime import UTC, datetime, timedelta
 
+from services.config import API_PREFIX
 from services.extensions import db
 from services.models import ApiToken, Site, SiteMember, User
 from services.security import hash_password, hash_token, new_token
@@ -96,7 +97,7 @@ class Caller:
 
 
 def api(path: str) -> str:
-    return "/api/cloudeye/v1" + path
+    return API_PREFIX + path
 
 
 # The cases role_matrix builds, and what each may do with the owner's site.

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from services.config import API_PREFIX
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -75,22 +77,22 @@ def test_make_run_serves_the_api_on_sqlite_without_redis(running):
     ready = requests.get(base + "/readyz").json()
     assert ready == {"status": "ready", "db": "ok", "redis": "disabled", "migrations": "ok"}
     login = requests.post(
-        base + "/api/cloudeye/v1/users/login", json={"username": "admin", "password": "first-admin-password"}
+        base + API_PREFIX + "/users/login", json={"username": "admin", "password": "first-admin-password"}
     )
     assert login.status_code == 200
     headers = {"Authorization": "Bearer " + login.json()["token"]}
     site = requests.post(
-        base + "/api/cloudeye/v1/sites", json={"name": "self", "url": base + "/healthz"}, headers=headers
+        base + API_PREFIX + "/sites", json={"name": "self", "url": base + "/healthz"}, headers=headers
     )
     assert site.status_code == 201
-    assert requests.get(base + "/api/cloudeye/v1/sites", headers=headers).json()["total"] == 1
+    assert requests.get(base + API_PREFIX + "/sites", headers=headers).json()["total"] == 1
     # the sync worker runs beside the API and checks the new site
     site_id = site.json()["id"]
     deadline = time.monotonic() + 60
     checks = {}
     while time.monotonic() < deadline:
         checks = requests.get(
-            base + f"/api/cloudeye/v1/usability/checks?site_id={site_id}", headers=headers, timeout=10
+            base + f"{API_PREFIX}/usability/checks?site_id={site_id}", headers=headers, timeout=10
         ).json()
         if checks["total"]:
             break

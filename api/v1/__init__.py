@@ -1,10 +1,9 @@
-"""Blueprint v1, mounted at /api/cloudeye/v1, with one nested blueprint per resource."""
+"""Blueprint v1, mounted at API_PREFIX (/api/cloudeye/v1), with one nested blueprint per resource."""
 
 from flask_smorest import Blueprint
 
 from api.auth import authenticate_request
-
-API_PREFIX = "/api/cloudeye/v1"
+from services.config import API_PREFIX
 
 
 def register_v1(api):

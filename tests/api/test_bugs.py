@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from services.config import API_PREFIX
 from services.extensions import db
 from services.models import BugImport, Finding
 from tests.factories import MATRIX_READERS, MATRIX_ROLES, MATRIX_WRITERS, create_site, role_matrix
@@ -483,12 +484,12 @@ def test_forbidden_caller_gets_403_even_for_a_malformed_report(matrix):
     ],
 )
 def test_every_bug_endpoint_needs_a_token(client, method, path):
-    assert getattr(client, method)("/api/cloudeye/v1" + path).status_code == 401
+    assert getattr(client, method)(API_PREFIX + path).status_code == 401
 
 
 def test_openapi_documents_the_multipart_import(client):
-    spec = client.get("/api/cloudeye/v1/openapi.json").get_json()
-    post = spec["paths"]["/api/cloudeye/v1/bugs/imports"]["post"]
+    spec = client.get(API_PREFIX + "/openapi.json").get_json()
+    post = spec["paths"][API_PREFIX + "/bugs/imports"]["post"]
     schema = post["requestBody"]["content"]["multipart/form-data"]["schema"]
     properties = schema.get("properties") or {}
     if not properties:  # a $ref or allOf of the form and files schemas
@@ -498,5 +499,5 @@ def test_openapi_documents_the_multipart_import(client):
             properties.update(spec["components"]["schemas"][name]["properties"])
     assert {"file", "site_id", "format", "close_missing"} <= set(properties)
     assert "201" in post["responses"] and "422" in post["responses"]
-    parameters = {p["name"] for p in spec["paths"]["/api/cloudeye/v1/bugs"]["get"]["parameters"]}
+    parameters = {p["name"] for p in spec["paths"][API_PREFIX + "/bugs"]["get"]["parameters"]}
     assert {"site_id", "severity", "status", "scanner", "q", "sort", "page", "per_page"} <= parameters

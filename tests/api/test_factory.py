@@ -1,6 +1,6 @@
 from api import create_app
 from services.cache import cache
-from services.config import Config
+from services.config import API_PREFIX, Config
 
 
 def test_factory_builds_independent_apps(monkeypatch, tmp_path):
@@ -12,7 +12,7 @@ def test_factory_builds_independent_apps(monkeypatch, tmp_path):
     first, second = create_app(Config.from_env()), create_app(Config.from_env())
     assert first.testing and first.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
     rules = {rule.rule for rule in first.url_map.iter_rules()}
-    assert {"/api/cloudeye/v1/sites", "/api/cloudeye/v1/openapi.json", "/healthz", "/readyz"} <= rules
+    assert {API_PREFIX + "/sites", API_PREFIX + "/openapi.json", "/healthz", "/readyz"} <= rules
     with first.app_context():
         cache.store.set("k", "first")
     with second.app_context():

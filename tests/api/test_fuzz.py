@@ -33,13 +33,14 @@ from schemathesis.core.parameters import ParameterLocation
 
 from services import usability
 from services.cache import cache
+from services.config import API_PREFIX
 from services.extensions import db
 from services.models import ApiToken, BugImport, Finding, TamperEvent, User
 from services.security import hash_token, new_token
 from services.usability import CheckResult
 from tests.factories import create_site, create_user, share, token_for
 
-SPEC_PATH = "/api/cloudeye/v1/openapi.json"
+SPEC_PATH = API_PREFIX + "/openapi.json"
 EXAMPLES_PER_OPERATION = 30
 CHECKS = [
     not_a_server_error,

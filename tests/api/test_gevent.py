@@ -20,6 +20,7 @@ import pytest
 import requests
 from sqlalchemy.engine import make_url
 
+from services.config import API_PREFIX
 from tests import settings
 from tests.factories import create_site, create_user, token_for
 
@@ -113,7 +114,7 @@ def test_a_request_blocked_on_a_row_lock_does_not_stall_the_worker(server, test_
     headers = {"Authorization": f"Bearer {token_for(operator)}"}
     assert len(_worker_pids(process.pid)) == 1, "the proof needs exactly one worker"
     # Warm the worker (database pool, Redis, lazy imports) so the timed part only waits on the lock.
-    assert requests.get(f"{base}/api/cloudeye/v1/sites", headers=headers, timeout=60).status_code == 200
+    assert requests.get(f"{base}{API_PREFIX}/sites", headers=headers, timeout=60).status_code == 200
 
     locker = _lock_connection(test_env["DATABASE_URL"])
     patch_result = {}
@@ -132,7 +133,7 @@ def test_a_request_blocked_on_a_row_lock_does_not_stall_the_worker(server, test_
         def patch():
             try:
                 response = requests.patch(
-                    f"{base}/api/cloudeye/v1/sites/{site.id}",
+                    f"{base}{API_PREFIX}/sites/{site.id}",
                     json={"name": "after"},
                     headers=headers,
                     timeout=lock_wait_timeout + 10,
@@ -163,8 +164,8 @@ def test_a_request_blocked_on_a_row_lock_does_not_stall_the_worker(server, test_
         # The worker is busy with a PATCH stuck in the database; these go to the same worker.
         answers = {
             "/healthz": requests.get(f"{base}/healthz", timeout=budget),
-            "/users/me": requests.get(f"{base}/api/cloudeye/v1/users/me", headers=headers, timeout=budget),
-            "/sites": requests.get(f"{base}/api/cloudeye/v1/sites", headers=headers, timeout=budget),
+            "/users/me": requests.get(f"{base}{API_PREFIX}/users/me", headers=headers, timeout=budget),
+            "/sites": requests.get(f"{base}{API_PREFIX}/sites", headers=headers, timeout=budget),
         }
         assert {path: r.status_code for path, r in answers.items()} == dict.fromkeys(answers, 200)
         assert answers["/users/me"].json()["id"] == operator.id

@@ -1,5 +1,5 @@
 from api import create_app
-from services.config import Config
+from services.config import API_PREFIX, Config
 
 
 def test_healthz_and_readyz(client):
@@ -10,7 +10,7 @@ def test_healthz_and_readyz(client):
 
 
 def test_health_in_the_api(client):
-    body = client.get("/api/cloudeye/v1/health").get_json()
+    body = client.get(API_PREFIX + "/health").get_json()
     assert body == {"status": "ok", "db": "ok", "redis": "ok"}
 
 
@@ -27,11 +27,11 @@ def test_unreachable_database_gives_503_everywhere(monkeypatch, tmp_path):
     # Port 9 on loopback: nothing listens, the connection is refused at once.
     app = _app_with(monkeypatch, tmp_path, DATABASE_URL="mysql+pymysql://nobody@127.0.0.1:9/none")
     with app.test_client() as client:
-        health = client.get("/api/cloudeye/v1/health")
+        health = client.get(API_PREFIX + "/health")
         assert health.status_code == 503 and health.get_json()["db"] == "down"
         assert client.get("/readyz").status_code == 503
         assert client.get("/healthz").status_code == 200  # alive, just not ready
-        login = client.post("/api/cloudeye/v1/users/login", json={"username": "someone", "password": "x"})
+        login = client.post(API_PREFIX + "/users/login", json={"username": "someone", "password": "x"})
         assert login.status_code == 503 and login.get_json()["status"] == 503
 
 
@@ -48,6 +48,6 @@ def test_redis_down_is_reported_but_reads_keep_working(monkeypatch, tmp_path, te
     )
     app = _app_with(monkeypatch, tmp_path, **env)
     with app.test_client() as client:
-        assert client.get("/api/cloudeye/v1/health").get_json()["redis"] == "down"
+        assert client.get(API_PREFIX + "/health").get_json()["redis"] == "down"
         ready = client.get("/readyz")
         assert ready.status_code == 200 and ready.get_json()["status"] == "degraded"

@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 import pytest
 from openapi_spec_validator import validate
 
-PREFIX = "/api/cloudeye/v1"
+from services.config import API_PREFIX
 
 # Every operation of DESIGN.md's table (the document lists them with the prefix).
 CONTRACT = [
@@ -54,7 +54,7 @@ def _normalise(path: str) -> str:
 
 @pytest.fixture(scope="module")
 def spec(app):
-    response = app.test_client().get(f"{PREFIX}/openapi.json")  # no token: the document is public
+    response = app.test_client().get(f"{API_PREFIX}/openapi.json")  # no token: the document is public
     assert response.status_code == 200
     assert response.mimetype == "application/json"
     return response.get_json()
@@ -76,7 +76,7 @@ def test_the_document_is_valid_openapi_3(spec):
 
 def test_every_endpoint_of_the_contract_is_documented(spec):
     documented = {(method, _normalise(path)) for method, path in _operations(spec)}
-    expected = {(method, _normalise(PREFIX + path)) for method, path in CONTRACT}
+    expected = {(method, _normalise(API_PREFIX + path)) for method, path in CONTRACT}
     assert expected - documented == set()
 
 
@@ -84,7 +84,9 @@ def test_only_login_and_health_are_documented_as_public(spec):
     assert spec["security"] == [{"bearerAuth": []}]
     assert spec["components"]["securitySchemes"]["bearerAuth"] == {"type": "http", "scheme": "bearer"}
     public = {
-        (m, p.removeprefix(PREFIX)) for (m, p), op in _operations(spec).items() if op.get("security") == []
+        (m, p.removeprefix(API_PREFIX))
+        for (m, p), op in _operations(spec).items()
+        if op.get("security") == []
     }
     assert public == PUBLIC
 
@@ -118,7 +120,9 @@ def test_no_form_parameter_outside_a_request_body(spec):
     # OpenAPI 3 has no `formData` parameters: multipart fields belong to the request body schema.
     for (method, path), operation in _operations(spec).items():
         assert all(p.get("in") != "formData" for p in operation.get("parameters", [])), f"{method} {path}"
-    upload = spec["paths"][f"{PREFIX}/bugs/imports"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    upload = spec["paths"][f"{API_PREFIX}/bugs/imports"]["post"]["requestBody"]["content"][
+        "multipart/form-data"
+    ]
     assert {"file", "site_id"} <= set(upload["schema"]["required"])
 
 
@@ -139,7 +143,7 @@ class _Page(HTMLParser):
 
 
 def test_docs_page_is_public_html_that_loads_the_document(app):
-    response = app.test_client().get(f"{PREFIX}/docs")
+    response = app.test_client().get(f"{API_PREFIX}/docs")
     assert response.status_code == 200
     assert response.mimetype == "text/html"
     page = _Page()
@@ -150,7 +154,9 @@ def test_docs_page_is_public_html_that_loads_the_document(app):
     assert 'fetch("openapi.json")' in response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", f"{PREFIX}/health", f"{PREFIX}/openapi.json"])
+@pytest.mark.parametrize(
+    "path", ["/healthz", "/readyz", f"{API_PREFIX}/health", f"{API_PREFIX}/openapi.json"]
+)
 def test_probes_and_the_document_need_no_token(app, path):
     response = app.test_client().get(path)
     assert response.status_code == 200, response.get_data(as_text=True)

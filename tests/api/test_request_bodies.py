@@ -4,6 +4,7 @@ wrong field is a 422 naming the field, both in the one error shape, and neither 
 import pytest
 import sqlalchemy as sa
 
+from services.config import API_PREFIX
 from services.extensions import db
 from services.models import ApiToken, Finding, Site, SiteMember, TamperEvent, User
 from tests.factories import create_site, create_user
@@ -63,7 +64,7 @@ def rows() -> dict:
 def send(request, who, method, path, targets, **kwargs):
     if who == "anonymous":
         client = request.getfixturevalue("client")
-        return getattr(client, method)("/api/cloudeye/v1" + path.format(**targets), **kwargs)
+        return getattr(client, method)(API_PREFIX + path.format(**targets), **kwargs)
     return getattr(request.getfixturevalue(who), method)(path.format(**targets), **kwargs)
 
 

@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 
+from services.config import API_PREFIX
 from tests.deploy.conftest import ROOT, gunicorn_settings, nginx_binary, nginx_test, render_nginx
 
 ERROR_STATUSES = (403, 413, 429, 502, 503, 504)
@@ -157,7 +158,7 @@ def test_security_headers_server_tokens_gzip_static_and_deny_list(plain):
         assert f"add_header {header}" in text
     assert re.search(r"location /static/ \{\s*alias [^;]*/nginx/static/;", text)
     assert f"include {ROOT / 'nginx' / 'access' / 'deny.conf'};" in text
-    assert "limit_req zone=cloudeye_login" in text.split("location = /api/cloudeye/v1/users/login", 1)[1]
+    assert "limit_req zone=cloudeye_login" in text.split(f"location = {API_PREFIX}/users/login", 1)[1]
 
 
 def test_every_location_that_sets_headers_includes_the_security_headers(plain):

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from services.config import API_PREFIX
 from tests.stack.servers import MariaDB, Redis, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-API = "/api/cloudeye/v1"
+API = API_PREFIX
 DENIED_PEER = "127.0.0.2"  # a loopback address the deny list blocks
 DENIED_FORWARDED = "203.0.113.9"  # a client address, behind the trusted proxy 127.0.0.1, that is denied
 MAX_REPORT_BYTES = 1024 * 1024  # small, so the 413 test sends little; nginx allows this + 1 MiB

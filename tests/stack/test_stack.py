@@ -15,6 +15,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from services.config import API_PREFIX
 from tests.stack.conftest import DENIED_FORWARDED, DENIED_PEER, MAX_REPORT_BYTES
 
 pytestmark = pytest.mark.stack
@@ -184,7 +185,7 @@ def test_a_burst_of_logins_gets_429_json(stack):
 
 
 def test_a_denied_peer_gets_403_json(stack):
-    status, headers, body = request_from(DENIED_PEER, stack.port, "/api/cloudeye/v1/users/me")
+    status, headers, body = request_from(DENIED_PEER, stack.port, API_PREFIX + "/users/me")
     assert status == 403 and headers["Content-Type"] == "application/json"
     assert json.loads(body)["status"] == 403
     for header in SECURITY_HEADERS:

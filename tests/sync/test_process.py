@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from services.config import API_PREFIX
 from services.extensions import db
 from services.models import BugImport, Finding, Site, UsabilityCheck
 from tests import settings
@@ -120,7 +121,7 @@ def test_three_workers_never_run_a_check_twice(workers, operator, web):
         # Users asking for checks now and then: more due times, more races between the claims.
         while not stop_requests.wait(1.5):
             for site_id in site_ids[::3]:
-                operator.client.post(f"/api/cloudeye/v1/sites/{site_id}/check", headers=operator.headers)
+                operator.client.post(f"{API_PREFIX}/sites/{site_id}/check", headers=operator.headers)
 
     try:
         wait_for(lambda: _count(UsabilityCheck) >= 40, 60, "the first round of checks")
