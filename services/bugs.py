@@ -12,6 +12,7 @@ from sqlalchemy.orm import defer
 
 from services.extensions import db
 from services.models import SEVERITY_RANK, BugImport, Finding, User
+from services.search import contains_text
 from services.sites import filter_visible, get_site_row, invalidate_site
 
 log = logging.getLogger(__name__)
@@ -29,10 +30,6 @@ SORTS = {
     "-id": (Finding.id.desc(),),
 }
 DEFAULT_SORT = "-severity"
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def list_findings(
@@ -55,10 +52,7 @@ def list_findings(
     if scanner:
         query = query.where(Finding.scanner == scanner)
     if q:
-        like = f"%{_escape_like(q)}%"
-        query = query.where(
-            sa.or_(Finding.title.like(like, escape="\\"), Finding.location.like(like, escape="\\"))
-        )
+        query = query.where(contains_text((Finding.title, Finding.location), q))
     return query.order_by(*SORTS[sort])
 
 

@@ -27,6 +27,7 @@ from flask import current_app, has_app_context
 
 from services.errors import Conflict, DomainError, Invalid
 from services.extensions import db
+from services.locks import lock_name, mysql_named_lock
 from services.models import (
     ACTIVE_STATUSES,
     SEVERITIES,
@@ -45,19 +46,18 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 1000  # dedup keys per lookup, rows per INSERT/UPDATE
 PROGRESS_EVERY = 10_000
 LOCK_TIMEOUT_S = 120
-# Column sizes (characters) from services/models/bug.py; a scanner's longer text is cut, never refused.
+# Characters a finding keeps of each text: a scanner's longer text is cut, never refused. The string
+# columns give their own sizes; the long texts have none, so their cut is set here.
 LIMITS = {
-    "scanner": 32,
-    "rule_id": 255,
-    "title": 500,
-    "host": 255,
-    "path": 1024,
-    "param": 255,
-    "location": 2048,
-    "cwe": 64,
+    **{
+        column.name: column.type.length
+        for column in Finding.__table__.columns
+        if isinstance(column.type, sa.String) and column.type.length
+    },
     "evidence": 16_000,  # TEXT holds 64 KB: 16k characters of up to 4 bytes
-    "description": 1_000_000,
-    "reference": 2048,
+    "description": 1_000_000,  # MEDIUMTEXT holds 16 MB
+    "reference": 2048,  # each entry of the JSON list `references`
+    "filename": BugImport.__table__.c.filename.type.length,
 }
 MAX_REFERENCES = 50
 
@@ -96,7 +96,7 @@ def import_report(
                 source=source,
                 format=info.format,
                 scanner=info.format,  # the real names are known once the report has been read
-                filename=_filename(filename),
+                filename=stored_filename(filename),
                 close_missing=bool(close_missing),
             )
             db.session.add(record)
@@ -370,11 +370,12 @@ def _clean(value, limit: int) -> str | None:
     return text
 
 
-def _filename(name: str | None) -> str | None:
+def stored_filename(name: str | None) -> str | None:
+    """The report's name as an import records it: the base name, cut to the column."""
     if not name:
         return None
     base = os.path.basename(name.replace("\\", "/"))
-    return _clean(base, 255) or None
+    return _clean(base, LIMITS["filename"]) or None
 
 
 class _ReportBytes(io.RawIOBase):
@@ -415,15 +416,7 @@ def _import_lock(site_id: int):
     if engine.dialect.name != "mysql":
         yield
         return
-    digest = hashlib.sha1(f"{engine.url.database}:{site_id}".encode()).hexdigest()
-    name = f"cloudeye:import:{digest}"
-    with engine.connect() as connection:
-        got = connection.scalar(
-            sa.text("SELECT GET_LOCK(:name, :timeout)"), {"name": name, "timeout": LOCK_TIMEOUT_S}
-        )
-        if got != 1:
+    with mysql_named_lock(engine, lock_name("cloudeye:import:", engine, str(site_id)), LOCK_TIMEOUT_S) as got:
+        if not got:
             raise Conflict("another import into this site is still running; try again later")
-        try:
-            yield
-        finally:
-            connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+        yield

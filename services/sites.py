@@ -23,6 +23,7 @@ from services.cache import cache
 from services.errors import Conflict, Forbidden, Invalid, NotFound
 from services.extensions import db
 from services.models import Site, SiteMember, User
+from services.search import contains_text
 
 log = logging.getLogger(__name__)
 STATUS_RANGE = re.compile(r"^\s*(\d{3})\s*(?:-\s*(\d{3})\s*)?$")
@@ -221,15 +222,10 @@ def filter_visible(query: sa.Select, site_id_column, user: User, site_id: int | 
 def list_sites(user: User, q: str | None = None, state: str | None = None):
     query = sa.select(Site).where(Site.id.in_(visible_site_ids(user)))
     if q:
-        like = f"%{_escape_like(q)}%"
-        query = query.where(sa.or_(Site.name.like(like, escape="\\"), Site.url.like(like, escape="\\")))
+        query = query.where(contains_text((Site.name, Site.url), q))
     if state:
         query = query.where(Site.state == state)
     return query.order_by(Site.id)
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def create_site(user: User, data: dict) -> Site:

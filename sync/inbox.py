@@ -33,6 +33,8 @@ import sqlalchemy as sa
 
 from services.errors import Conflict, DomainError
 from services.extensions import db
+from services.imports import import_report, stored_filename
+from services.locks import lock_name, mysql_named_lock
 from services.models import BugImport, Site
 
 log = logging.getLogger(__name__)
@@ -141,8 +143,6 @@ class Inbox:
             return self._import(path, site_id, digest)
 
     def _import(self, path: Path, site_id: int, digest: str) -> str:
-        from services.imports import import_report  # the import engine shared with the API
-
         site_dir = str(site_id)
         try:
             site = db.session.get(Site, site_id)
@@ -155,7 +155,7 @@ class Inbox:
                     BugImport.site_id == site_id,
                     BugImport.file_sha256 == digest,
                     BugImport.source == "inbox",
-                    BugImport.filename == path.name[:255],
+                    BugImport.filename == stored_filename(path.name),
                 )
             )
             if earlier is not None:
@@ -165,7 +165,7 @@ class Inbox:
                 return "duplicate"
             started = time.perf_counter()
             with path.open("rb") as stream:
-                record = import_report(site, stream, source="inbox", filename=path.name[:255])
+                record = import_report(site, stream, source="inbox", filename=path.name)
         except Conflict as exc:
             # Another import into this site holds its lock, or the findings moved under us: try again.
             db.session.rollback()
@@ -228,21 +228,11 @@ class Inbox:
     @contextlib.contextmanager
     def _lock(self, path: Path):
         # One lock per site directory: a site's reports are imported one at a time, in order.
-        # MySQL lock names are server-wide: the database name keeps two deployments (or test runs) apart.
         scope = path.parent.name if path.parent != self.root else "/"
-        scope = f"{db.engine.url.database}:{scope}"
-        name = "cloudeye-inbox-" + hashlib.sha256(scope.encode()).hexdigest()[:40]
+        name = lock_name("cloudeye-inbox-", db.engine, scope)
         if db.engine.dialect.name == "mysql":
-            connection = db.engine.connect()
-            try:
-                acquired = connection.scalar(sa.text("SELECT GET_LOCK(:name, 0)"), {"name": name}) == 1
-                try:
-                    yield acquired
-                finally:
-                    if acquired:
-                        connection.scalar(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
-            finally:
-                connection.close()
+            with mysql_named_lock(db.engine, name) as acquired:
+                yield acquired
             return
         self.locks.mkdir(parents=True, exist_ok=True)
         with open(self.locks / f"{name}.lock", "a+b") as handle:

@@ -141,7 +141,7 @@ def test_unexpected_errors_are_retried_then_the_file_is_set_aside(inbox, site, t
         calls.append(1)
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr("services.imports.import_report", failing)
+    monkeypatch.setattr("sync.inbox.import_report", failing)
     assert inbox.run() == {"retry": 1} and path.exists()
     assert inbox.run() == {"retry": 1} and path.exists()
     assert inbox.run() == {"failed": 1} and len(calls) == 3
