@@ -133,7 +133,7 @@ def run(count: int, workdir: Path) -> None:
 
     from services.app import create_core_app
     from services.extensions import db
-    from services.imports import FindingSync, import_report
+    from services.imports import FindingReconciler, import_report
     from services.models import Finding, Site, User
     from services.parsers.detect import open_report
 
@@ -182,10 +182,10 @@ def run(count: int, workdir: Path) -> None:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the baselines' rows
 
         # The very rows the import wrote, built with the engine's own row builder, outside the timing.
-        sync = FindingSync(site_ids[1])
+        reconciler = FindingReconciler(site_ids[1])
         with report.open("rb") as stream:
             _, findings = open_report(stream)
-            rows = [sync._new_row(finding.dedup_key(), finding) for finding in findings]
+            rows = [reconciler._new_row(finding.dedup_key(), finding) for finding in findings]
         table = Finding.__table__
 
         def sqlalchemy_insert():

@@ -466,7 +466,7 @@ def explain_queries(args, sample: dict) -> tuple[list[dict], list[str]]:
     from sqlalchemy.dialects import mysql
 
     from api import create_app
-    from services import bugs, sites, usability
+    from services import findings, sites, usability
     from services.config import Config
     from services.extensions import db
     from services.models import User
@@ -480,14 +480,22 @@ def explain_queries(args, sample: dict) -> tuple[list[dict], list[str]]:
             (
                 "bugs site+severity+status",
                 admin,
-                lambda u: bugs.list_findings(
+                lambda u: findings.list_findings(
                     u, site_id=site_id, severity=["high"], status=["open"], sort="-severity"
                 ),
             ),
-            ("bugs q (all visible)", admin, lambda u: bugs.list_findings(u, q=sample["q"], sort="-severity")),
-            ("bugs q (operator)", operator, lambda u: bugs.list_findings(u, q=sample["q"], sort="-severity")),
-            ("bugs default (admin)", admin, lambda u: bugs.list_findings(u, sort="-severity")),
-            ("bugs default (operator)", operator, lambda u: bugs.list_findings(u, sort="-severity")),
+            (
+                "bugs q (all visible)",
+                admin,
+                lambda u: findings.list_findings(u, q=sample["q"], sort="-severity"),
+            ),
+            (
+                "bugs q (operator)",
+                operator,
+                lambda u: findings.list_findings(u, q=sample["q"], sort="-severity"),
+            ),
+            ("bugs default (admin)", admin, lambda u: findings.list_findings(u, sort="-severity")),
+            ("bugs default (operator)", operator, lambda u: findings.list_findings(u, sort="-severity")),
             ("checks site", admin, lambda u: usability.list_checks(u, site_id)),
             ("checks all (operator)", operator, lambda u: usability.list_checks(u)),
             ("sites (admin)", admin, lambda u: sites.list_sites(u)),

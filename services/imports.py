@@ -33,8 +33,8 @@ from services.models import (
     SEVERITIES,
     SEVERITY_RANK,
     TRIAGED_STATUSES,
-    BugImport,
     Finding,
+    FindingImport,
 )
 from services.models.base import utcnow
 from services.parsers.base import ParsedFinding, ReportError, normalise_severity
@@ -57,7 +57,7 @@ LIMITS = {
     "evidence": 16_000,  # TEXT holds 64 KB: 16k characters of up to 4 bytes
     "description": 1_000_000,  # MEDIUMTEXT holds 16 MB
     "reference": 2048,  # each entry of the JSON list `references`
-    "filename": BugImport.__table__.c.filename.type.length,
+    "filename": FindingImport.__table__.c.filename.type.length,
 }
 MAX_REFERENCES = 50
 
@@ -76,7 +76,7 @@ def import_report(
     user_id=None,
     source="api",
     filename=None,
-) -> BugImport:
+) -> FindingImport:
     """Import one report (a binary file object) into `site`, in one transaction, and commit.
 
     Raises Invalid (422) when the report is malformed or not of the format given, ReportTooLarge (413)
@@ -90,7 +90,7 @@ def import_report(
     with _import_lock(site_id):
         try:
             info, findings = open_report(reader, format)
-            record = BugImport(
+            record = FindingImport(
                 site_id=site_id,
                 user_id=user_id,
                 source=source,
@@ -101,19 +101,19 @@ def import_report(
             )
             db.session.add(record)
             db.session.flush()
-            sync = FindingSync(site_id, import_id=record.id, label=f"import {record.id}")
+            reconciler = FindingReconciler(site_id, import_id=record.id, label=f"import {record.id}")
             for finding in findings:
-                sync.add(finding)
-            sync.flush()
+                reconciler.add(finding)
+            reconciler.flush()
             while reader.read(HEAD_BYTES):  # the hash covers every byte, even after the last finding
                 pass
             if close_missing:
                 for scanner in info.scanners:
-                    sync.close_missing(scanner)
-            counts = sync.counts()
+                    reconciler.close_missing(scanner)
+            counts = reconciler.counts()
             record.scanner = ",".join(info.scanners)[: LIMITS["scanner"]] or info.format
             record.file_sha256 = raw.sha256.hexdigest()
-            record.findings_in_report = sync.distinct
+            record.findings_in_report = reconciler.distinct
             record.created = counts["created"]
             record.reopened = counts["reopened"]
             record.unchanged = counts["unchanged"]
@@ -153,7 +153,7 @@ def import_report(
 
 def import_upload(
     user, site_id: int, stream, *, format=None, close_missing=False, filename=None
-) -> BugImport:
+) -> FindingImport:
     """An import through the API: the caller needs write access to the site (404 when it cannot see
     it, 403 when it may only read it), checked before a byte of the report is read."""
     site = get_site(user, site_id, write=True)
@@ -168,23 +168,23 @@ def import_upload(
     )
 
 
-def sync_findings(site_id, scanner, findings, *, close_missing, import_id=None) -> dict:
+def reconcile_findings(site_id, scanner, findings, *, close_missing, import_id=None) -> dict:
     """Apply the dedup and re-import rules to `findings` (ParsedFinding of one `scanner`) on a site.
 
     Does not commit: the caller owns the transaction. Returns {"created","reopened","unchanged","closed"}.
     """
-    sync = FindingSync(site_id, import_id=import_id, label=f"{scanner} findings")
+    reconciler = FindingReconciler(site_id, import_id=import_id, label=f"{scanner} findings")
     for finding in findings:
         if finding.scanner != scanner:
-            raise ValueError(f"a {finding.scanner} finding was given to sync_findings for {scanner}")
-        sync.add(finding)
-    sync.flush()
+            raise ValueError(f"a {finding.scanner} finding was given to reconcile_findings for {scanner}")
+        reconciler.add(finding)
+    reconciler.flush()
     if close_missing:
-        sync.close_missing(scanner)
-    return sync.counts()
+        reconciler.close_missing(scanner)
+    return reconciler.counts()
 
 
-class FindingSync:
+class FindingReconciler:
     """The rules applied batch by batch. One instance per import; one timestamp marks what it saw."""
 
     def __init__(self, site_id: int, import_id: int | None = None, label: str = "import"):

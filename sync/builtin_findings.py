@@ -5,13 +5,13 @@
   Referrer-Policy;
 - the TLS certificate expires within 14 days.
 
-They go through `services.imports.sync_findings` with `close_missing=True`, so the import rules apply
+They go through `services.imports.reconcile_findings` with `close_missing=True`, so the import rules apply
 (dedup, reopen when fixed, triaged ones untouched) and a condition that went away becomes `fixed`.
 Only answers with an accepted status are judged: an error page says nothing about the site's headers,
 and a failed probe says nothing at all.
 
 A site answering the same way every minute would rewrite the same findings every minute; the set of
-findings is fingerprinted in the cache, and synced only when it changes or every
+findings is fingerprinted in the cache, and reconciled only when it changes or every
 SYNC_FINDINGS_REFRESH_S (which also moves `last_seen_at` and re-opens findings someone marked fixed
 while the condition is still there).
 """
@@ -129,24 +129,24 @@ def fingerprint(findings: list[ParsedFinding]) -> str:
     return hashlib.sha256("\n".join(sorted(f.dedup_key() for f in findings)).encode()).hexdigest()
 
 
-def sync(site_id: int, findings: list[ParsedFinding]) -> dict | None:
+def reconcile_if_changed(site_id: int, findings: list[ParsedFinding]) -> dict | None:
     """Bring the site's cloudeye findings in line with `findings`, unless they are the same as at the last
     sync (remembered for SYNC_FINDINGS_REFRESH_S). Returns the counts, or None when skipped. The caller
-    commits, then calls `remember`, so the fingerprint is stored only once the findings are."""
-    from services.imports import sync_findings  # the import engine: same rules as uploaded reports
+    commits, then calls `remember_fingerprint`, so the fingerprint is stored only once the findings are."""
+    from services.imports import reconcile_findings  # the import engine: same rules as uploaded reports
 
     if cache.get_json(_key(site_id)) == fingerprint(findings):
         return None
-    return sync_findings(site_id, SCANNER, findings, close_missing=True)
+    return reconcile_findings(site_id, SCANNER, findings, close_missing=True)
 
 
-def remember(site_id: int, findings: list[ParsedFinding], refresh_s: int) -> None:
+def remember_fingerprint(site_id: int, findings: list[ParsedFinding], refresh_s: int) -> None:
     cache.set_json(_key(site_id), fingerprint(findings), ttl=max(1, refresh_s))
 
 
-def forget(site_id: int) -> None:
+def forget_fingerprint(site_id: int) -> None:
     cache.delete(_key(site_id))
 
 
 def _key(site_id: int) -> str:
-    return cache.key("sync", "builtin-findings", site_id)
+    return cache.key("builtin-findings", site_id)

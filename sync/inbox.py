@@ -15,7 +15,7 @@ Exactly once, with any number of workers and kill -9 at any point:
   a time, and there is no "claimed" state that a dead worker could leave behind.
 - killed during the import: the transaction never committed, the file is still in the inbox, the next
   pass imports it again;
-- killed after the commit but before the move: the next pass finds a BugImport of this site with the
+- killed after the commit but before the move: the next pass finds a FindingImport of this site with the
   same file name and SHA-256 from the inbox, and only moves the file.
 """
 
@@ -35,7 +35,7 @@ from services.errors import Conflict, DomainError
 from services.extensions import db
 from services.imports import import_report, stored_filename
 from services.locks import lock_name, mysql_named_lock
-from services.models import BugImport, Site
+from services.models import FindingImport, Site
 
 log = logging.getLogger(__name__)
 
@@ -151,11 +151,11 @@ class Inbox:
                 self._move_failed(path, site_dir, f"site {site_id} does not exist")
                 return "failed"
             earlier = db.session.scalar(
-                sa.select(BugImport.id).where(
-                    BugImport.site_id == site_id,
-                    BugImport.file_sha256 == digest,
-                    BugImport.source == "inbox",
-                    BugImport.filename == stored_filename(path.name),
+                sa.select(FindingImport.id).where(
+                    FindingImport.site_id == site_id,
+                    FindingImport.file_sha256 == digest,
+                    FindingImport.source == "inbox",
+                    FindingImport.filename == stored_filename(path.name),
                 )
             )
             if earlier is not None:

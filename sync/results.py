@@ -1,7 +1,7 @@
 """Writing probe results: checks, states, incidents and rollups in one transaction per batch (`store`);
 then, for each stored result, the tamper check and the built-in findings, each in a transaction of its
 own (`follow_up`), so a failure there never loses the availability data. The worker runs follow-ups on
-threads of their own, so that a slow diff or findings sync never holds up the recording of checks."""
+threads of their own, so that a slow diff or findings reconciliation never holds up the recording of checks."""
 
 import logging
 from dataclasses import dataclass, field
@@ -32,7 +32,7 @@ class BatchReport:
     skipped: int = 0  # slot already recorded (another worker), or the site is gone
     failed: int = 0  # could not be written: the claim expires and the check runs again
     tamper: dict = field(default_factory=dict)  # action -> count
-    findings_synced: int = 0
+    findings_reconciled: int = 0
     lateness_s: list = field(default_factory=list)
     outcomes: list = field(default_factory=list)  # the stored ones, for the follow-ups
 
@@ -44,7 +44,7 @@ class BatchReport:
         self.failed += other.failed
         for action, count in other.tamper.items():
             self.tamper[action] = self.tamper.get(action, 0) + count
-        self.findings_synced += other.findings_synced
+        self.findings_reconciled += other.findings_reconciled
         if samples:
             self.lateness_s.extend(other.lateness_s)
             self.outcomes.extend(other.outcomes)
@@ -151,12 +151,12 @@ def _findings(outcome: Outcome, report: BatchReport, refresh_s: int) -> None:
     try:
         if db.session.get(Site, site_id) is None:
             return
-        counts = builtin_findings.sync(site_id, findings)
+        counts = builtin_findings.reconcile_if_changed(site_id, findings)
         if counts is None:
             return
         db.session.commit()
-        builtin_findings.remember(site_id, findings, refresh_s)
-        report.findings_synced += 1
+        builtin_findings.remember_fingerprint(site_id, findings, refresh_s)
+        report.findings_reconciled += 1
         if counts.get("created") or counts.get("reopened") or counts.get("closed"):
             log.info("site %s: built-in findings %s", site_id, counts)
     except Exception:

@@ -38,7 +38,7 @@ PROGRESS_EVERY_S = 60
 # Writers store disjoint batches (a site is in one batch at a time; rows are locked in id order), so
 # several overlap their database round trips.
 WRITER_THREADS = 2
-FOLLOWUP_THREADS = 4  # tamper diffs and findings syncs, off the writers' path
+FOLLOWUP_THREADS = 4  # tamper diffs and built-in findings, off the writers' path
 
 
 class Worker:
@@ -156,7 +156,7 @@ class Worker:
                 self._followups.put_nowait(outcome)
             except queue.Full:
                 # Behind on follow-ups: skip this one, the site's next check does it (nothing is
-                # remembered for it, so its findings are synced then).
+                # remembered for it, so its findings are reconciled then).
                 with self._lock:
                     self._followups_dropped += 1
         return report
@@ -383,12 +383,12 @@ class Worker:
             else "no checks"
         )
         log.info(
-            "progress: %d checks stored, %d skipped, %d failed, tamper %s, findings synced %d; %s; in flight %d",
+            "progress: %d checks stored, %d skipped, %d failed, tamper %s, findings reconciled %d; %s; in flight %d",
             progress.stored,
             progress.skipped,
             progress.failed,
             progress.tamper or "-",
-            progress.findings_synced,
+            progress.findings_reconciled,
             lateness,
             in_flight,
         )

@@ -7,7 +7,7 @@ from services.config import API_PREFIX
 
 
 def register_v1(api):
-    from api.v1.bug.views import blp as bug
+    from api.v1.finding.views import blp as finding
     from api.v1.health.views import blp as health
     from api.v1.site.views import blp as site
     from api.v1.tamper.views import blp as tamper
@@ -16,6 +16,6 @@ def register_v1(api):
 
     v1 = Blueprint("v1", __name__, description="cloudeye API v1")
     v1.before_request(authenticate_request)
-    for child in (user, site, usability, tamper, bug, health):
+    for child in (user, site, usability, tamper, finding, health):
         v1.register_blueprint(child)
     api.register_blueprint(v1, url_prefix=API_PREFIX)

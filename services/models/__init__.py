@@ -1,14 +1,14 @@
 """All models, importable from one place (and registered on the metadata for migrations)."""
 
-from services.models.bug import (
+from services.models.finding import (
     ACTIVE_STATUSES,
     FINDING_STATUSES,
     FORMATS,
     SEVERITIES,
     SEVERITY_RANK,
     TRIAGED_STATUSES,
-    BugImport,
     Finding,
+    FindingImport,
 )
 from services.models.site import PERMISSIONS, SITE_STATES, Site, SiteMember
 from services.models.tamper import EVENT_STATUSES, TamperBaseline, TamperEvent
@@ -36,7 +36,7 @@ __all__ = [
     "SITE_STATES",
     "TRIAGED_STATUSES",
     "ApiToken",
-    "BugImport",
+    "FindingImport",
     "Finding",
     "Incident",
     "Site",

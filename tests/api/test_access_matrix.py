@@ -1,6 +1,6 @@
 """Who may do what, on every site-scoped resource: admin, the owner, another operator, viewers and
 operators with and without a share. Another user's site and all its data answer 404; a share that is
-too weak for a write answers 403; neither changes anything. (Bugs have the same matrix in test_bugs.)"""
+too weak for a write answers 403; neither changes anything. (Bugs have the same matrix in test_findings.)"""
 
 from datetime import UTC, datetime, timedelta
 

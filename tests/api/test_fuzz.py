@@ -35,7 +35,7 @@ from services import usability
 from services.cache import cache
 from services.config import API_PREFIX
 from services.extensions import db
-from services.models import ApiToken, BugImport, Finding, TamperEvent, User
+from services.models import ApiToken, Finding, FindingImport, TamperEvent, User
 from services.security import hash_token, new_token
 from services.usability import CheckResult
 from tests.factories import create_site, create_user, share, token_for
@@ -129,7 +129,7 @@ class World:
                 TamperEvent(id=event_id, site_id=site.id, status=status, change_ratio=0.4, diff="-a\n+b\n")
             )
         db.session.add(
-            BugImport(
+            FindingImport(
                 id=IDS["import"][0], site_id=own.id, user_id=operator.id, format="generic", scanner="generic"
             )
         )

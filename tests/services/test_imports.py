@@ -13,8 +13,8 @@ from services import imports
 from services.cache import cache
 from services.errors import Conflict, Invalid
 from services.extensions import db
-from services.imports import ReportTooLarge, import_report, sync_findings
-from services.models import BugImport, Finding
+from services.imports import ReportTooLarge, import_report, reconcile_findings
+from services.models import Finding, FindingImport
 from services.parsers.base import ParsedFinding
 from tests.factories import create_site, create_user
 
@@ -116,7 +116,7 @@ def test_nuclei_sample_creates_six_and_again_creates_nothing(site, owner):
     again = findings(site.id)
     assert [f.id for f in again] == [f.id for f in stored]
     assert all(f.last_seen_at > f.first_seen_at and f.last_import_id == second.id for f in again)
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(BugImport)) == 2
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(FindingImport)) == 2
 
 
 def test_zap_sample_creates_four_and_again_creates_nothing(site):
@@ -214,7 +214,7 @@ def test_a_report_malformed_after_several_batches_changes_nothing(site):
     run(site, NUCLEI)
     fixed = set_status(site.id, "git-config", "fixed")
     before = snapshot(site.id)
-    imports_before = db.session.scalar(sa.select(sa.func.count()).select_from(BugImport))
+    imports_before = db.session.scalar(sa.select(sa.func.count()).select_from(FindingImport))
     bad = NUCLEI + nuclei_report(2500) + b'{"template-id": "x", "info": \n'
     with pytest.raises(Invalid) as caught:
         run(site, bad)
@@ -223,14 +223,14 @@ def test_a_report_malformed_after_several_batches_changes_nothing(site):
         "file": [caught.value.message.removeprefix("the report cannot be imported: ")]
     }
     assert snapshot(site.id) == before and before[fixed][0] == "fixed"
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(BugImport)) == imports_before
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(FindingImport)) == imports_before
 
 
 def test_a_wrong_format_changes_nothing(site):
     with pytest.raises(Invalid, match="sent as zap but its content is a nuclei report"):
         run(site, NUCLEI, format="zap")
     assert findings(site.id) == []
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(BugImport)) == 0
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(FindingImport)) == 0
 
 
 def test_too_large_report_is_refused_and_changes_nothing(app, site):
@@ -300,7 +300,7 @@ def test_a_running_import_on_the_same_site_is_waited_for(app, site, monkeypatch)
     assert counts(run(site, NUCLEI)) == (6, 0, 0, 0)  # released afterwards
 
 
-# -- sync_findings (the worker's entry point) --------------------------------------------------------
+# -- reconcile_findings (the worker's entry point) --------------------------------------------------------
 
 
 def finding(rule, path="/", scanner="cloudeye", severity="medium"):
@@ -309,33 +309,35 @@ def finding(rule, path="/", scanner="cloudeye", severity="medium"):
     )
 
 
-def test_sync_findings_applies_the_rules_and_leaves_the_commit_to_the_caller(site):
-    result = sync_findings(site.id, "cloudeye", [finding("tls-expiry"), finding("hsts")], close_missing=False)
+def test_reconcile_findings_applies_the_rules_and_leaves_the_commit_to_the_caller(site):
+    result = reconcile_findings(
+        site.id, "cloudeye", [finding("tls-expiry"), finding("hsts")], close_missing=False
+    )
     assert result == {"created": 2, "reopened": 0, "unchanged": 0, "closed": 0}
     db.session.rollback()
     assert findings(site.id) == []
 
-    sync_findings(site.id, "cloudeye", [finding("tls-expiry"), finding("hsts")], close_missing=False)
+    reconcile_findings(site.id, "cloudeye", [finding("tls-expiry"), finding("hsts")], close_missing=False)
     db.session.commit()
-    result = sync_findings(site.id, "cloudeye", [finding("hsts"), finding("hsts")], close_missing=True)
+    result = reconcile_findings(site.id, "cloudeye", [finding("hsts"), finding("hsts")], close_missing=True)
     db.session.commit()
     assert result == {"created": 0, "reopened": 0, "unchanged": 1, "closed": 1}
     assert findings(site.id, rule_id="tls-expiry")[0].status == "fixed"
     assert findings(site.id, rule_id="tls-expiry")[0].last_import_id is None
 
-    result = sync_findings(site.id, "cloudeye", iter([]), close_missing=True)
+    result = reconcile_findings(site.id, "cloudeye", iter([]), close_missing=True)
     db.session.commit()
     assert result["closed"] == 1 and findings(site.id, status="open") == []
 
 
-def test_sync_findings_refuses_another_scanners_finding(site):
+def test_reconcile_findings_refuses_another_scanners_finding(site):
     with pytest.raises(ValueError, match="zap finding"):
-        sync_findings(site.id, "cloudeye", [finding("a", scanner="zap")], close_missing=False)
+        reconcile_findings(site.id, "cloudeye", [finding("a", scanner="zap")], close_missing=False)
     db.session.rollback()
 
 
-def test_sync_findings_unknown_severity_is_normalised(site):
-    sync_findings(site.id, "cloudeye", [finding("a", severity="Warning")], close_missing=False)
+def test_reconcile_findings_unknown_severity_is_normalised(site):
+    reconcile_findings(site.id, "cloudeye", [finding("a", severity="Warning")], close_missing=False)
     db.session.commit()
     (stored,) = findings(site.id)
     assert (stored.severity, stored.severity_rank) == ("medium", 2)

@@ -60,11 +60,13 @@ def test_csp_frame_ancestors_counts_as_clickjacking_protection(operator, worker,
 
 def test_an_unchanged_answer_is_not_rewritten_every_check(operator, worker, web):
     site_id = _site(operator, web.set("/"))
-    assert worker.run_once().findings_synced == 1
+    assert worker.run_once().findings_reconciled == 1
     first = _findings(operator, site_id)
-    assert _recheck(operator, worker, site_id).findings_synced == 0
-    builtin_findings.forget(site_id)  # what SYNC_FINDINGS_REFRESH_S does: sync again now and then
-    assert _recheck(operator, worker, site_id).findings_synced == 1
+    assert _recheck(operator, worker, site_id).findings_reconciled == 0
+    builtin_findings.forget_fingerprint(
+        site_id
+    )  # what SYNC_FINDINGS_REFRESH_S does: reconcile again now and then
+    assert _recheck(operator, worker, site_id).findings_reconciled == 1
     again = _findings(operator, site_id)
     rule = "missing-header-referrer-policy"
     assert (
@@ -78,12 +80,12 @@ def test_triaged_findings_are_left_alone_and_a_down_site_changes_nothing(operato
     rule = "missing-header-referrer-policy"
     finding = _findings(operator, site_id)[rule]
     assert operator.patch(f"/bugs/{finding['id']}", json={"status": "accepted_risk"}).status_code == 200
-    builtin_findings.forget(site_id)
+    builtin_findings.forget_fingerprint(site_id)
     _recheck(operator, worker, site_id)
     assert _findings(operator, site_id)[rule]["status"] == "accepted_risk"
 
     web.set("/", status=500, headers=SECURE_HEADERS)  # an error page says nothing about the site
-    builtin_findings.forget(site_id)
+    builtin_findings.forget_fingerprint(site_id)
     _recheck(operator, worker, site_id)
     assert len(_findings(operator, site_id, "open")) == 3
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from services.extensions import db
 from services.imports import import_report
-from services.models import ApiToken, BugImport, Finding, UsabilityCheck, UsabilityRollup, User
+from services.models import ApiToken, Finding, FindingImport, UsabilityCheck, UsabilityRollup, User
 from services.usability import delete_old_hourly_rollups
 from sync import inbox as inbox_module
 from sync import retention
@@ -74,7 +74,7 @@ def test_a_bad_report_goes_to_failed_with_its_reason_and_changes_nothing(inbox, 
     assert (failed / "broken.json").exists()
     reason = (failed / "broken.json.reason.txt").read_text()
     assert "broken.json" in reason and "cannot be imported" in reason
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(BugImport)) == 0
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(FindingImport)) == 0
 
 
 def test_misplaced_files_go_to_failed_with_a_reason(inbox, tmp_path):
@@ -107,7 +107,7 @@ def test_a_file_committed_before_a_crash_is_only_moved(inbox, site, tmp_path):
     import_report(site, io.BytesIO(content), source="inbox", filename="scan.json")
     assert inbox.run() == {"duplicate": 1}
     assert not path.exists() and (tmp_path / "processed" / str(site.id) / "scan.json").exists()
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(BugImport)) == 1
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(FindingImport)) == 1
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Finding)) == 2
 
 
@@ -117,7 +117,7 @@ def test_the_same_report_dropped_again_later_is_imported_again(inbox, site, tmp_
     inbox.run()
     drop(directory, "tuesday.json", report("a"))  # same bytes, new drop: a new scan that found the same
     assert inbox.run() == {"imported": 1}
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(BugImport)) == 2
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(FindingImport)) == 2
     drop(directory, "monday.json", report("a"))  # same name again: lands beside the first one
     assert inbox.run() == {"duplicate": 1}
     assert sorted(p.name for p in (tmp_path / "processed" / str(site.id)).iterdir())[0] == "monday.json"
@@ -166,7 +166,7 @@ def test_an_unreadable_file_goes_to_failed_and_does_not_hold_up_the_others(
     assert not locked.exists()
     reason = (tmp_path / "failed" / str(site.id) / "locked.json.reason.txt").read_text()
     assert "cannot be read" in reason and "Permission denied" in reason
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(BugImport)) == 1
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(FindingImport)) == 1
 
 
 def test_an_unreadable_site_directory_does_not_hold_up_the_others(inbox, site, operator, monkeypatch):
@@ -203,7 +203,7 @@ def test_a_file_that_cannot_be_moved_stays_and_the_next_ones_go_on(inbox, site, 
     monkeypatch.undo()
     assert inbox.run() == {"duplicate": 1}  # imported before the move failed: only moved now
     assert not stuck.exists()
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(BugImport)) == 2
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(FindingImport)) == 2
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Finding)) == 2
 
 

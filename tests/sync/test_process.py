@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from services.config import API_PREFIX
 from services.extensions import db
-from services.models import BugImport, Finding, Site, UsabilityCheck
+from services.models import Finding, FindingImport, Site, UsabilityCheck
 from tests import settings
 from tests.factories import create_site
 
@@ -216,7 +216,7 @@ def test_kill_9_during_an_inbox_import_then_restart(workers, operator, tmp_path)
     first.wait(30)
     # Killed mid-import: the transaction never committed and the file waits in the inbox.
     assert (inbox / "big.json").exists()
-    assert _count(BugImport) == 0 and _count(Finding) == 0
+    assert _count(FindingImport) == 0 and _count(Finding) == 0
 
     second = workers.start()
     processed = tmp_path / "data" / "processed" / str(site.id) / "big.json"

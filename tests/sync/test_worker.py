@@ -69,6 +69,6 @@ def test_follow_ups_of_the_last_batch_are_done_before_a_stopping_worker_exits(
     writer.join(60)
     follower.join(60)
     assert not writer.is_alive() and not follower.is_alive()
-    assert worker.totals.findings_synced == 1
+    assert worker.totals.findings_reconciled == 1
     found = operator.get(f"/bugs?site_id={site_id}&scanner=cloudeye").get_json()
     assert found["total"] > 0

@@ -2,7 +2,7 @@ from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from api.common import Id, PageArgs, Str
-from services.bugs import DEFAULT_SORT, SORTS
+from services.findings import DEFAULT_SORT, SORTS
 from services.models import FINDING_STATUSES, FORMATS, SEVERITIES
 
 
@@ -59,7 +59,7 @@ class FindingUpdateSchema(Schema):
             raise ValidationError("give status and/or note")
 
 
-class BugImportSchema(Schema):
+class FindingImportSchema(Schema):
     id = fields.Integer()
     site_id = fields.Integer()
     user_id = fields.Integer(allow_none=True)
@@ -78,11 +78,11 @@ class BugImportSchema(Schema):
     created_at = fields.DateTime()
 
 
-class BugImportQueryArgs(PageArgs):
+class FindingImportQueryArgs(PageArgs):
     site_id = Id()
 
 
-class BugImportForm(Schema):
+class FindingImportForm(Schema):
     site_id = Id(required=True)
     format = fields.String(
         validate=validate.OneOf(FORMATS),
@@ -94,5 +94,5 @@ class BugImportForm(Schema):
     )
 
 
-class BugImportFiles(Schema):
+class FindingImportFiles(Schema):
     file = Upload(required=True, metadata={"description": "the scanner report"})

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import defer
 
 from services.extensions import db
-from services.models import SEVERITY_RANK, BugImport, Finding, User
+from services.models import SEVERITY_RANK, Finding, FindingImport, User
 from services.search import contains_text
 from services.sites import filter_visible, get_site_row, invalidate_site
 
@@ -80,9 +80,9 @@ def update_finding(user: User, finding_id: int, changes: dict) -> Finding:
 
 
 def list_imports(user: User, site_id: int | None = None) -> sa.Select:
-    query = filter_visible(sa.select(BugImport), BugImport.site_id, user, site_id)
-    return query.order_by(BugImport.created_at.desc(), BugImport.id.desc())
+    query = filter_visible(sa.select(FindingImport), FindingImport.site_id, user, site_id)
+    return query.order_by(FindingImport.created_at.desc(), FindingImport.id.desc())
 
 
-def get_import(user: User, import_id: int) -> BugImport:
-    return get_site_row(user, BugImport, import_id, label="import")
+def get_import(user: User, import_id: int) -> FindingImport:
+    return get_site_row(user, FindingImport, import_id, label="import")

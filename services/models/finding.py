@@ -55,7 +55,7 @@ class Finding(db.Model):
     updated_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class BugImport(db.Model):
+class FindingImport(db.Model):
     """One imported report (API upload or inbox file) and what it did."""
 
     __tablename__ = "bug_imports"

@@ -2,28 +2,31 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.common import current_user, page_of, paginate
-from api.v1.bug.schemas import (
-    BugImportFiles,
-    BugImportForm,
-    BugImportQueryArgs,
-    BugImportSchema,
+from api.v1.finding.schemas import (
     FindingDetailSchema,
+    FindingImportFiles,
+    FindingImportForm,
+    FindingImportQueryArgs,
+    FindingImportSchema,
     FindingQueryArgs,
     FindingSchema,
     FindingUpdateSchema,
 )
-from services import bugs, imports
+from services import findings, imports
 
-blp = Blueprint("bug", __name__, url_prefix="/bugs", description="Vulnerability findings and imports")
+# Findings live under /bugs (the URL of the contract); in the code and the document they are findings.
+blp = Blueprint(
+    "finding", __name__, url_prefix="/bugs", description="Vulnerability findings (/bugs) and report imports"
+)
 
 
 @blp.route("")
-class Bugs(MethodView):
+class Findings(MethodView):
     @blp.arguments(FindingQueryArgs, location="query")
     @blp.response(200, page_of(FindingSchema))
     def get(self, args):
         """Findings of the sites the caller may see (default order: most severe first)"""
-        query = bugs.list_findings(
+        query = findings.list_findings(
             current_user(),
             site_id=args.get("site_id"),
             severity=args.get("severity"),
@@ -36,30 +39,30 @@ class Bugs(MethodView):
 
 
 @blp.route("/<id:finding_id>")
-class BugById(MethodView):
+class FindingById(MethodView):
     @blp.response(200, FindingDetailSchema)
     def get(self, finding_id):
         """One finding with its description and evidence"""
-        return bugs.get_finding(current_user(), finding_id)
+        return findings.get_finding(current_user(), finding_id)
 
     @blp.arguments(FindingUpdateSchema)
     @blp.response(200, FindingDetailSchema)
     def patch(self, changes, finding_id):
         """Triage a finding: status (open, confirmed, fixed, false_positive, accepted_risk) and note"""
-        return bugs.update_finding(current_user(), finding_id, changes)
+        return findings.update_finding(current_user(), finding_id, changes)
 
 
 @blp.route("/imports")
-class BugImports(MethodView):
-    @blp.arguments(BugImportQueryArgs, location="query")
-    @blp.response(200, page_of(BugImportSchema))
+class FindingImports(MethodView):
+    @blp.arguments(FindingImportQueryArgs, location="query")
+    @blp.response(200, page_of(FindingImportSchema))
     def get(self, args):
         """History of imports, newest first"""
-        return paginate(bugs.list_imports(current_user(), args.get("site_id")), args)
+        return paginate(findings.list_imports(current_user(), args.get("site_id")), args)
 
-    @blp.arguments(BugImportForm, location="form")
-    @blp.arguments(BugImportFiles, location="files")
-    @blp.response(201, BugImportSchema)
+    @blp.arguments(FindingImportForm, location="form")
+    @blp.arguments(FindingImportFiles, location="files")
+    @blp.response(201, FindingImportSchema)
     @blp.alt_response(413, description="the report is larger than MAX_REPORT_BYTES")
     def post(self, form, files):
         """Import a scanner report (multipart: file, site_id, format, close_missing)
@@ -79,8 +82,8 @@ class BugImports(MethodView):
 
 
 @blp.route("/imports/<id:import_id>")
-class BugImportById(MethodView):
-    @blp.response(200, BugImportSchema)
+class FindingImportById(MethodView):
+    @blp.response(200, FindingImportSchema)
     def get(self, import_id):
         """One import and what it did"""
-        return bugs.get_import(current_user(), import_id)
+        return findings.get_import(current_user(), import_id)

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from services.config import API_PREFIX
 from services.extensions import db
-from services.models import BugImport, Finding
+from services.models import Finding, FindingImport
 from tests.factories import MATRIX_READERS, MATRIX_ROLES, MATRIX_WRITERS, create_site, role_matrix
 from tests.services.test_imports import nuclei_report
 
@@ -43,7 +43,7 @@ def state():
     rows = db.session.execute(
         sa.select(Finding.id, Finding.status, Finding.last_seen_at, Finding.updated_at).order_by(Finding.id)
     ).all()
-    imports = db.session.scalar(sa.select(sa.func.count()).select_from(BugImport))
+    imports = db.session.scalar(sa.select(sa.func.count()).select_from(FindingImport))
     return [tuple(row) for row in rows], imports
 
 
