@@ -5,7 +5,7 @@ import os
 from apispec import BasePlugin
 from flask_smorest import Api
 
-from api.common import MAX_ID, IdConverter
+from api.common import MAX_ID, IdConverter, SchemaRulesPlugin
 from api.errors import ErrorResponsesPlugin, ErrorSchema
 from services.app import create_core_app
 from services.config import API_PREFIX, Config
@@ -88,7 +88,10 @@ def create_app(config: Config | None = None, role: str | None = None):
     from api.v1 import register_v1
 
     request_id.init_app(app)
-    api = CloudeyeApi(app, spec_kwargs={"extra_plugins": [MultipartFormPlugin(), ErrorResponsesPlugin()]})
+    api = CloudeyeApi(
+        app,
+        spec_kwargs={"extra_plugins": [MultipartFormPlugin(), ErrorResponsesPlugin(), SchemaRulesPlugin()]},
+    )
     api.register_converter(IdConverter, lambda _: {"type": "integer", "minimum": 1, "maximum": MAX_ID})
     errors.init_app(app)
     register_v1(api)

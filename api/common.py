@@ -4,8 +4,9 @@ import ipaddress
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from apispec import BasePlugin
 from flask import g, request
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from werkzeug.routing import BaseConverter
 
 from services.extensions import db
@@ -61,6 +62,27 @@ class UTCDate(fields.DateTime):
 
 def Id(**kwargs):  # noqa: N802 - reads like a field class
     return fields.Integer(strict=False, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
+
+
+class AtLeastOneField(Schema):
+    """A body that must name at least one field (a PATCH that would change nothing is refused); the
+    OpenAPI document says so with `minProperties: 1` (SchemaRulesPlugin)."""
+
+    MIN_PROPERTIES = 1
+
+    @validates_schema
+    def _at_least_one_field(self, data, **_):
+        if not data:
+            raise ValidationError(f"give at least one of: {', '.join(sorted(self.load_fields))}")
+
+
+class SchemaRulesPlugin(BasePlugin):
+    """Adds to the document the schema-level rules marshmallow's plugin cannot see (minProperties)."""
+
+    def schema_helper(self, name, definition, **kwargs):
+        schema = kwargs.get("schema")
+        minimum = getattr(schema, "MIN_PROPERTIES", None)
+        return {"minProperties": minimum} if minimum else None
 
 
 class PageArgs(Schema):

@@ -1,6 +1,6 @@
 """Importing scanner reports: parse, deduplicate, apply the re-import rules, record the import.
 
-Rules (DESIGN.md "bug"): a finding not seen before is created; one seen again that is open or confirmed
+Rules (docs/domain.md, "Findings"): a finding not seen before is created; one seen again that is open or confirmed
 stays as it is (its `last_seen_at` moves); one that was fixed is reopened; false_positive and
 accepted_risk are never touched by an import; with `close_missing`, the open/confirmed findings of the
 site and scanner that the report no longer lists become fixed.

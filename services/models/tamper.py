@@ -5,7 +5,6 @@ from services.extensions import db
 from services.models.base import LongBlob, LongText, UTCDateTime, utcnow
 
 EVENT_STATUSES = ("open", "accepted", "resolved", "false_positive")
-OPEN_EVENT_STATUSES = ("open",)
 
 
 class TamperBaseline(db.Model):

@@ -6,7 +6,6 @@ from services.models.base import BigId, UTCDateTime, utcnow
 
 CHECK_STATUSES = ("up", "down")
 FAILURE_KINDS = ("dns", "refused", "timeout", "tls", "status", "keyword", "connection", "other")
-ROLLUP_PERIODS = ("hour", "day")
 
 
 class UsabilityCheck(db.Model):

@@ -5,7 +5,6 @@ from services.extensions import db
 from services.models.base import UTCDateTime, utcnow
 
 ROLES = ("admin", "operator", "viewer")
-TOKEN_KINDS = ("login", "api")
 
 
 class User(db.Model):

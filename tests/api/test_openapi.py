@@ -8,7 +8,7 @@ from openapi_spec_validator import validate
 
 from services.config import API_PREFIX
 
-# Every operation of DESIGN.md's table (the document lists them with the prefix).
+# Every operation of the table in docs/domain.md (the document lists them with the prefix).
 CONTRACT = [
     ("post", "/users/login"),
     ("post", "/users/logout"),
@@ -172,3 +172,24 @@ def test_everything_else_needs_a_token(app, spec):
         response = client.open(concrete, method=method.upper())
         assert response.status_code == 401, f"{method.upper()} {path}: {response.status_code}"
         assert response.get_json()["status"] == 401
+
+
+def test_the_document_states_the_rules_the_server_enforces(spec):
+    from services.sites import LIST_LIMITS, NUMBER_RANGES, TEXT_LENGTHS
+    from services.users import PASSWORD_LENGTH, USERNAME_PATTERN
+
+    schemas = spec["components"]["schemas"]
+    assert schemas["FindingUpdate"]["minProperties"] == 1
+    site = schemas["SiteWrite"]["properties"]
+    for name, (low, high) in NUMBER_RANGES.items():
+        assert (site[name]["minimum"], site[name]["maximum"]) == (low, high), name
+    for name, (shortest, longest) in TEXT_LENGTHS.items():
+        assert (site[name]["minLength"], site[name]["maxLength"]) == (shortest, longest), name
+    for name, (most, (shortest, longest)) in LIST_LIMITS.items():
+        assert site[name]["maxItems"] == most, name
+        assert (site[name]["items"]["minLength"], site[name]["items"]["maxLength"]) == (shortest, longest)
+    assert site["url"]["format"] == "uri" and site["check_interval_s"]["default"] == 60
+    user = schemas["UserCreate"]["properties"]
+    assert user["username"]["pattern"] == USERNAME_PATTERN
+    assert (user["password"]["minLength"], user["password"]["maxLength"]) == PASSWORD_LENGTH
+    assert user["email"]["format"] == "email"

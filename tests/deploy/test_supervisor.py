@@ -1,5 +1,5 @@
 """deploy/supervisor: supervisord's own parser accepts the configuration, and the programs are the ones
-the design lists, restartable, stoppable as a group, logging into LOG_DIR."""
+docs/deployment.md lists, restartable, stoppable as a group, logging into LOG_DIR."""
 
 import pytest
 from supervisor.options import ServerOptions
@@ -27,7 +27,7 @@ def parsed(tmp_path, monkeypatch):
     return options, programs, log_dir, run_dir
 
 
-def test_programs_are_the_three_of_the_design(parsed):
+def test_programs_are_the_three_of_the_deployment(parsed):
     _, programs, _, _ = parsed
     assert set(programs) == {"dataapi", "apisync", "nginx"}  # migrate runs before, not as a program
 

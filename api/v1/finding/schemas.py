@@ -1,7 +1,7 @@
 from flask_smorest.fields import Upload
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, fields, validate
 
-from api.common import Id, PageArgs, Str
+from api.common import AtLeastOneField, Id, PageArgs, Str
 from services.findings import DEFAULT_SORT, SORTS
 from services.models import FINDING_STATUSES, FORMATS, SEVERITIES
 
@@ -49,14 +49,9 @@ class FindingQueryArgs(PageArgs):
     sort = fields.String(load_default=DEFAULT_SORT, validate=validate.OneOf(list(SORTS)))
 
 
-class FindingUpdateSchema(Schema):
+class FindingUpdateSchema(AtLeastOneField):
     status = fields.String(validate=validate.OneOf(FINDING_STATUSES))
     note = Str(allow_none=True, validate=validate.Length(max=10_000))
-
-    @validates_schema
-    def _something(self, data, **kwargs):
-        if not data:
-            raise ValidationError("give status and/or note")
 
 
 class FindingImportSchema(Schema):

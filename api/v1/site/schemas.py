@@ -1,6 +1,6 @@
 from marshmallow import Schema, fields, validate
 
-from api.common import Id, PageArgs, Str
+from api.common import PageArgs, Str
 from services.models import PERMISSIONS, SITE_STATES
 from services.sites import LIST_LIMITS, NUMBER_RANGES, TEXT_LENGTHS, default_settings
 
@@ -107,7 +107,3 @@ class CheckRequestedSchema(Schema):
     site_id = fields.Integer(required=True)
     requested_at = fields.DateTime(required=True)
     message = fields.String(required=True)
-
-
-class SiteIdArgs(Schema):
-    site_id = Id(required=True)
