@@ -59,6 +59,12 @@ test: venv ## lint, then the whole test suite, stack tests included (starts Mari
 	@echo "=== API and service tests again on SQLite, the embedded default of make run"
 	CLOUDEYE_TEST_BACKEND=sqlite $(VENV)/bin/pytest tests/api tests/services --deselect tests/api/test_fuzz.py $(PYTEST_ARGS)
 
+.PHONY: test-fast
+test-fast: ## the inner loop: unit and API tests on SQLite with the in-process cache (no MariaDB, Redis, nginx, stack or installs)
+	@test -x $(VENV)/bin/pytest || { echo "no $(VENV): run make venv once"; exit 2; }
+	CLOUDEYE_TEST_BACKEND=sqlite CLOUDEYE_TEST_REDIS= $(VENV)/bin/pytest tests/api tests/services \
+		--deselect tests/api/test_fuzz.py $(PYTEST_ARGS)
+
 .PHONY: lint
 lint: venv ## ruff, and hadolint on the Dockerfiles
 	$(VENV)/bin/ruff check .

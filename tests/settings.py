@@ -4,6 +4,7 @@ import os
 
 MYSQL_SERVER = os.environ.get("CLOUDEYE_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
 TEST_DB = os.environ.get("CLOUDEYE_TEST_DB", "cloudeye_test")
+# Empty (make test-fast): no Redis, the app's in-process cache; tests that need Redis itself are skipped.
 REDIS_URL = os.environ.get("CLOUDEYE_TEST_REDIS", "redis://127.0.0.1:6379/15")
 # "mysql" (the default: MariaDB/MySQL) or "sqlite" (the embedded default of `make run`).
 BACKEND = os.environ.get("CLOUDEYE_TEST_BACKEND", "mysql")

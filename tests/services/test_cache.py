@@ -7,7 +7,12 @@ from services.cache import cache
 from tests import settings
 
 
-@pytest.fixture(params=["redis", "local"])
+@pytest.fixture(
+    params=[
+        pytest.param("redis", marks=pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis")),
+        "local",
+    ]
+)
 def cache_app(request):
     app = Flask("cache-test")
     app.config.update(REDIS_URL=settings.REDIS_URL if request.param == "redis" else None, CACHE_TTL_S=60)
