@@ -10,6 +10,17 @@ from tests.factories import create_site, create_user, share
 VALID = {"name": "Shop", "url": "https://shop.example.test/"}
 
 
+def answer(response, status: int = 200) -> dict:
+    """The JSON body of a response that must have `status`."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def stored(site_id: int) -> Site:
+    db.session.expire_all()
+    return db.session.get(Site, site_id)
+
+
 def test_create_site_with_defaults(operator):
     response = operator.post("/sites", json=VALID)
     assert response.status_code == 201
@@ -61,9 +72,9 @@ def test_malformed_json_is_400(operator):
 
 def test_patch_changes_only_given_fields_and_validates(operator):
     site = operator.post("/sites", json=VALID).get_json()
-    response = operator.patch(f"/sites/{site['id']}", json={"paused": True, "keyword": "Welcome"})
-    assert response.status_code == 200
-    assert response.get_json()["paused"] is True and response.get_json()["name"] == "Shop"
+    body = answer(operator.patch(f"/sites/{site['id']}", json={"paused": True, "keyword": "Welcome"}))
+    assert body["paused"] is True and body["keyword"] == "Welcome" and body["name"] == "Shop"
+    assert stored(site["id"]).paused is True and stored(site["id"]).keyword == "Welcome"
     assert operator.patch(f"/sites/{site['id']}", json={"url": "gopher://x"}).status_code == 422
     # the rule between two fields holds when only one of them is sent
     assert operator.patch(f"/sites/{site['id']}", json={"timeout_s": 90}).status_code == 422
@@ -76,34 +87,35 @@ def test_a_new_url_is_checked_at_once_and_gives_the_tamper_baseline(operator):
     site.next_check_at = later
     db.session.commit()
 
-    assert operator.patch(f"/sites/{site.id}", json={"name": "renamed"}).status_code == 200
-    db.session.expire_all()
-    assert db.session.get(Site, site.id).next_check_at > datetime.now(UTC)  # a rename changes nothing
+    assert answer(operator.patch(f"/sites/{site.id}", json={"name": "renamed"}))["name"] == "renamed"
+    assert stored(site.id).next_check_at > datetime.now(UTC)  # a rename changes nothing
 
-    assert operator.patch(f"/sites/{site.id}", json={"url": "https://new.example.test/"}).status_code == 200
-    db.session.expire_all()
-    changed = db.session.get(Site, site.id)
-    assert changed.next_check_at <= datetime.now(UTC)
+    body = answer(operator.patch(f"/sites/{site.id}", json={"url": "https://new.example.test/"}))
+    assert body["url"] == "https://new.example.test/"
+    changed = stored(site.id)
+    assert changed.url == "https://new.example.test/" and changed.next_check_at <= datetime.now(UTC)
     assert changed.baseline_requested_at is not None
 
 
 def test_switching_tamper_on_takes_a_new_baseline(operator):
     site = create_site(operator.user, tamper_enabled=False)
-    assert operator.patch(f"/sites/{site.id}", json={"tamper_enabled": True}).status_code == 200
-    db.session.expire_all()
-    assert db.session.get(Site, site.id).baseline_requested_at is not None
+    assert (
+        answer(operator.patch(f"/sites/{site.id}", json={"tamper_enabled": True}))["tamper_enabled"] is True
+    )
+    assert stored(site.id).tamper_enabled and stored(site.id).baseline_requested_at is not None
 
 
 def test_a_paused_site_refuses_check_and_baseline_requests_until_resumed(operator):
     site = create_site(operator.user, tamper_enabled=True)
-    assert operator.patch(f"/sites/{site.id}", json={"paused": True}).status_code == 200
+    assert answer(operator.patch(f"/sites/{site.id}", json={"paused": True}))["paused"] is True
     for path in (f"/sites/{site.id}/check", f"/sites/{site.id}/tamper/baseline"):
         response = operator.post(path)
         assert response.status_code == 409 and "paused" in response.get_json()["message"], path
     db.session.expire_all()
     assert db.session.get(Site, site.id).check_requested_at is None
-    assert operator.patch(f"/sites/{site.id}", json={"paused": False}).status_code == 200
-    assert operator.post(f"/sites/{site.id}/check").status_code == 202
+    assert answer(operator.patch(f"/sites/{site.id}", json={"paused": False}))["paused"] is False
+    assert answer(operator.post(f"/sites/{site.id}/check"), 202)["site_id"] == site.id
+    assert stored(site.id).check_requested_at is not None
 
 
 def test_list_is_paginated_and_filtered(operator):
@@ -135,7 +147,9 @@ def test_check_and_baseline_requests_are_recorded(operator):
     site = create_site(operator.user, tamper_enabled=True)
     response = operator.post(f"/sites/{site.id}/check")
     assert response.status_code == 202 and response.get_json()["site_id"] == site.id
-    assert operator.post(f"/sites/{site.id}/tamper/baseline").status_code == 202
+    assert stored(site.id).check_requested_at is not None
+    assert answer(operator.post(f"/sites/{site.id}/tamper/baseline"), 202)["message"] == "baseline queued"
+    assert stored(site.id).baseline_requested_at is not None
     plain = create_site(operator.user)
     assert operator.post(f"/sites/{plain.id}/tamper/baseline").status_code == 409
 
@@ -145,14 +159,14 @@ class TestAccessMatrix:
 
     def test_reads(self, admin, operator, other_operator, viewer):
         site = create_site(operator.user)
-        assert admin.get(f"/sites/{site.id}").status_code == 200
-        assert operator.get(f"/sites/{site.id}").status_code == 200
+        assert answer(admin.get(f"/sites/{site.id}"))["id"] == site.id
+        assert answer(operator.get(f"/sites/{site.id}"))["id"] == site.id
         assert other_operator.get(f"/sites/{site.id}").status_code == 404
         assert viewer.get(f"/sites/{site.id}").status_code == 404
         assert other_operator.get("/sites").get_json()["total"] == 0
         assert admin.get("/sites").get_json()["total"] == 1
         share(site, viewer.user, "read")
-        assert viewer.get(f"/sites/{site.id}").status_code == 200
+        assert answer(viewer.get(f"/sites/{site.id}"))["id"] == site.id
         assert viewer.get("/sites").get_json()["total"] == 1
 
     def test_writes(self, admin, operator, other_operator, viewer):
@@ -167,21 +181,24 @@ class TestAccessMatrix:
         assert viewer.post("/sites", json=VALID).status_code == 403
         share(site, other_operator.user, "read")
         assert other_operator.patch(f"/sites/{site.id}", json=change).status_code == 403
-        assert admin.patch(f"/sites/{site.id}", json=change).status_code == 200
-        assert operator.patch(f"/sites/{site.id}", json=change).status_code == 200
+        assert stored(site.id).name != "renamed"  # none of the refused writes changed it
+        assert answer(admin.patch(f"/sites/{site.id}", json=change))["name"] == "renamed"
+        assert answer(operator.patch(f"/sites/{site.id}", json={"name": "again"}))["name"] == "again"
+        assert stored(site.id).name == "again"
 
     def test_write_share_lets_an_operator_change_but_not_delete(self, operator, other_operator):
         site = create_site(operator.user)
         share(site, other_operator.user, "write")
-        assert other_operator.patch(f"/sites/{site.id}", json={"name": "n"}).status_code == 200
-        assert other_operator.post(f"/sites/{site.id}/check").status_code == 202
+        assert answer(other_operator.patch(f"/sites/{site.id}", json={"name": "n"}))["name"] == "n"
+        assert answer(other_operator.post(f"/sites/{site.id}/check"), 202)["site_id"] == site.id
         assert other_operator.delete(f"/sites/{site.id}").status_code == 403
+        assert stored(site.id).name == "n"
 
     def test_an_owner_demoted_to_viewer_no_longer_shares_the_site(self, admin, operator, viewer):
         site = create_site(operator.user)
-        assert admin.patch(f"/users/{operator.user.id}", json={"role": "viewer"}).status_code == 200
+        assert answer(admin.patch(f"/users/{operator.user.id}", json={"role": "viewer"}))["role"] == "viewer"
         path = f"/sites/{site.id}/members/{viewer.user.id}"
-        assert operator.get(f"/sites/{site.id}").status_code == 200  # still sees what it owns
+        assert answer(operator.get(f"/sites/{site.id}"))["id"] == site.id  # still sees what it owns
         assert operator.put(path, json={"permission": "write"}).status_code == 403
         share(site, viewer.user)
         assert operator.delete(path).status_code == 403
@@ -190,12 +207,12 @@ class TestAccessMatrix:
     def test_members(self, admin, operator, other_operator, viewer):
         site = create_site(operator.user)
         path = f"/sites/{site.id}/members/{viewer.user.id}"
-        assert operator.put(path, json={"permission": "read"}).status_code == 201
-        assert operator.put(path, json={"permission": "write"}).status_code == 200
+        assert answer(operator.put(path, json={"permission": "read"}), 201)["permission"] == "read"
+        assert answer(operator.put(path, json={"permission": "write"}))["permission"] == "write"
         assert operator.put(path, json={"permission": "owner"}).status_code == 422
         members = operator.get(f"/sites/{site.id}/members").get_json()
         assert members["total"] == 1 and members["items"][0]["username"] == viewer.user.username
-        assert viewer.get(f"/sites/{site.id}/members").status_code == 200
+        assert answer(viewer.get(f"/sites/{site.id}/members"))["items"][0]["permission"] == "write"
         assert (
             viewer.put(
                 f"/sites/{site.id}/members/{other_operator.user.id}", json={"permission": "read"}

@@ -59,17 +59,33 @@ def test_accepting_an_event_makes_its_page_the_baseline(operator):
     assert baseline.script_domains == ["evil.example.net"]
 
 
+def answer(response, status: int = 200) -> dict:
+    """The JSON body of a response that must have `status`."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def stored(event_id: int) -> TamperEvent:
+    db.session.expire_all()
+    return db.session.get(TamperEvent, event_id)
+
+
 def test_transitions(operator):
     site = create_site(operator.user, tamper_enabled=True)
     event = _event(site)
-    assert operator.patch(f"/tamper/events/{event.id}", json={"status": "false_positive"}).status_code == 200
-    assert operator.patch(f"/tamper/events/{event.id}", json={"status": "accepted"}).status_code == 422
-    assert operator.patch(f"/tamper/events/{event.id}", json={"status": "open"}).status_code == 200
-    assert operator.patch(f"/tamper/events/{event.id}", json={"status": "resolved"}).status_code == 200
+    path = f"/tamper/events/{event.id}"
+    assert answer(operator.patch(path, json={"status": "false_positive"}))["status"] == "false_positive"
+    assert operator.patch(path, json={"status": "accepted"}).status_code == 422
+    assert stored(event.id).status == "false_positive"
+    assert answer(operator.patch(path, json={"status": "open"}))["status"] == "open"
+    assert answer(operator.patch(path, json={"status": "resolved"}))["status"] == "resolved"
+    assert stored(event.id).status == "resolved"
     second = _event(site)
     # only one open event per site: reopening the first would make two
-    assert operator.patch(f"/tamper/events/{event.id}", json={"status": "open"}).status_code == 422
-    assert operator.patch(f"/tamper/events/{second.id}", json={"note": "looking"}).status_code == 200
+    assert operator.patch(path, json={"status": "open"}).status_code == 422
+    assert stored(event.id).status == "resolved"
+    body = answer(operator.patch(f"/tamper/events/{second.id}", json={"note": "looking"}))
+    assert body["note"] == "looking" and body["status"] == "open" and stored(second.id).note == "looking"
     assert operator.patch(f"/tamper/events/{second.id}", json={"status": "gone"}).status_code == 422
     assert operator.patch(f"/tamper/events/{second.id}", json={"note": 5}).status_code == 422
 
@@ -88,11 +104,14 @@ def test_tamper_visibility_and_roles(admin, operator, other_operator, viewer):
     assert other_operator.get("/tamper/events").get_json()["total"] == 0
     assert other_operator.get(f"/tamper/events?site_id={site.id}").status_code == 404
     share(site, viewer.user)
-    assert viewer.get(f"/tamper/events/{event.id}").status_code == 200
+    assert answer(viewer.get(f"/tamper/events/{event.id}"))["id"] == event.id
     assert viewer.patch(f"/tamper/events/{event.id}", json={"status": "resolved"}).status_code == 403
     share(site, other_operator.user, "write")
-    assert other_operator.patch(f"/tamper/events/{event.id}", json={"note": "seen"}).status_code == 200
-    assert admin.patch(f"/tamper/events/{event.id}", json={"status": "resolved"}).status_code == 200
+    assert stored(event.id).status == "open" and stored(event.id).note is None  # nothing refused changed it
+    assert answer(other_operator.patch(f"/tamper/events/{event.id}", json={"note": "seen"}))["note"] == "seen"
+    body = answer(admin.patch(f"/tamper/events/{event.id}", json={"status": "resolved"}))
+    assert body["status"] == "resolved" and body["handled_by_id"] == admin.user.id
+    assert stored(event.id).status == "resolved" and stored(event.id).note == "seen"
     assert admin.get("/tamper/events/999999").status_code == 404
 
 
