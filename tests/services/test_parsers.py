@@ -147,7 +147,7 @@ def test_detection_works_on_a_cut_head():
         ("", "empty"),
         ("   \n", "empty"),
         ("hello", "not JSON"),
-        ("<html></html>", "not JSON"),
+        ("<html></html>", "<html> root is not one cloudeye reads"),
         ('{"name": "x", "items": []}', "cannot tell"),
     ],
 )
@@ -159,7 +159,7 @@ def test_a_given_format_that_contradicts_the_content_is_refused():
     zap = (SAMPLES / "zap.json").read_bytes()
     assert "sent as nuclei but its content is a zap report" in refused(zap, "nuclei")
     assert "sent as sarif" in refused((SAMPLES / "nuclei.jsonl").read_bytes(), "sarif")
-    assert "unknown format" in refused(zap, "burp")
+    assert "unknown format" in refused(zap, "burpsuite")
 
 
 def test_an_empty_report_with_a_given_format_is_a_scan_that_found_nothing():
@@ -224,7 +224,7 @@ def test_same_template_on_two_urls_is_two_findings_and_a_repeat_is_one():
     ],
 )
 def test_malformed_nuclei_reports_say_what_and_where(content, message):
-    assert message in refused(content if isinstance(content, bytes) else content.encode())
+    assert message in refused(content if isinstance(content, bytes) else content.encode(), "nuclei")
 
 
 def test_json_array_errors_carry_line_and_column():
@@ -332,7 +332,7 @@ def test_sarif_results_with_rules_levels_and_security_severity():
         sarif_result(None, uri="src/settings.py", line=3, ruleIndex=1),
         sarif_result("py.other", level="error", uri="https://d.example.test/login?x=1", line=None),
         sarif_result("py.other", kind="pass"),
-        sarif_result("py.other", suppressions=[{"kind": "inSource"}]),
+        sarif_result("py.other", uri="src/x.py", suppressions=[{"kind": "inSource"}]),
         sarif_result("py.other", uri="src/y.py", suppressions=[{"kind": "external", "status": "rejected"}]),
     ]
     for result in results:
@@ -342,7 +342,7 @@ def test_sarif_results_with_rules_levels_and_security_severity():
             del result["locations"][0]["physicalLocation"]["region"]
     info, findings = parse(sarif(results, rules))
     assert info.format == "sarif" and info.scanners == ["semgrep-oss"]
-    sqli, debug, other, kept = findings
+    sqli, debug, other, suppressed, kept = findings
     assert (sqli.scanner, sqli.rule_id, sqli.title, sqli.severity) == (
         "semgrep-oss",
         "py.sqli",
@@ -361,7 +361,8 @@ def test_sarif_results_with_rules_levels_and_security_severity():
         "/login?x=1",
         "SQL built from user input",
     )
-    assert kept.path == "src/y.py:42" and kept.severity == "medium"
+    assert (suppressed.path, suppressed.status) == ("src/x.py:42", "accepted_risk")
+    assert (kept.path, kept.severity, kept.status) == ("src/y.py:42", "medium", None)
 
 
 def test_sarif_runs_of_several_tools_are_several_scanners():
@@ -395,7 +396,10 @@ def test_sarif_logical_location_and_no_location():
         ({"version": "2.1.0", "runs": {}}, "'runs' must be a list"),
         ({"version": "2.1.0", "runs": [{"tool": {"driver": {}}}]}, "runs[0].tool.driver.name is required"),
         ({"version": "2.1.0", "runs": [{"tool": []}]}, "runs[0].tool must be an object"),
-        (sarif([{"message": {"text": "no rule"}}]), "runs[0].results[0]: a result needs a 'ruleId'"),
+        (
+            sarif([{"locations": []}]),
+            "runs[0].results[0]: a result needs a 'ruleId', a rule reference or a message",
+        ),
         (sarif(["x"]), "runs[0].results[0] must be an object"),
         (sarif([sarif_result(locations="here")]), "results[0].locations must be a list"),
         ('{"version": "2.1.0", "runs": [', "not valid JSON"),
@@ -451,7 +455,7 @@ def test_generic_empty_list_is_the_generic_scanner():
 @pytest.mark.parametrize(
     ("report", "message"),
     [
-        ([], "its content is a nuclei report"),
+        ([], "a generic report is a JSON object"),
         ("1", "a generic report is a JSON object"),
         ({"items": []}, 'needs a "findings" list'),
         ({"findings": {}}, "'findings' must be a list"),

@@ -1,0 +1,164 @@
+"""Hardened, streamed XML reading for scanner reports (ZAP, Burp, Nikto, Wapiti).
+
+Hardened: defusedxml's expat reader refuses every entity declaration (so no billion laughs and no
+external entity, which is how an XML report would read /etc/passwd or call a URL), and it is set to
+never read an external DTD (Nikto names one on its DOCTYPE line; it is not needed). An internal DTD
+with only element and attribute declarations, as Burp writes, is fine. Documents nested deeper than
+MAX_DEPTH elements are refused at the first element too deep.
+
+Streamed: the reader is fed the report chunk by chunk and `iter_xml` keeps only what the caller still
+needs. The caller names the elements it reads (`ends`: a ZAP <alertitem>, an <instance> inside it, a
+bulky <requestresponse> it wants gone); each is handed over whole at its end and then detached from
+the tree, and every element outside them is detached as soon as it ends. So memory holds one such
+element at a time (without those nested in it, already handed over), whatever the report's size.
+
+Why not ElementTree's iterparse: it parses with namespaces on, and Wapiti writes `xsi:nil` without
+declaring `xsi` (an "unbound prefix" error there); none of these reports uses namespaces. And its
+16 KB reads meet an expat (before 2.6) that re-scans an unfinished token (an attribute, a comment) from
+its start on every read: a 200 MB attribute would take hours. Here the chunks double while no
+element starts or ends, which keeps that linear.
+
+Errors are `ReportError`s that say where: line and column of malformed XML, "truncated?" when the
+document stops before its end.
+"""
+
+from collections.abc import Iterator
+from xml.etree.ElementTree import Element, TreeBuilder
+from xml.parsers import expat
+from xml.sax import SAXParseException
+from xml.sax.handler import ContentHandler
+
+from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
+from defusedxml.expatreader import DefusedExpatParser
+
+from services.parsers.base import ReportError
+
+MAX_DEPTH = 64  # real reports nest 6 levels at most
+CHUNK = 1 << 16
+MAX_CHUNK = 1 << 25
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def is_xml(head: bytes) -> bool:
+    """Whether a report's first bytes are XML (after a byte-order mark and whitespace)."""
+    if head.startswith(UTF16_BOMS):
+        head = head[2:].replace(b"\x00", b"")
+    return head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")[:1] == b"<"
+
+
+def local(tag) -> str:
+    """An element's name without its namespace ('{urn:x}item' -> 'item')."""
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+
+
+def text(element: Element | None, child: str | None = None) -> str | None:
+    """The stripped text of `element` (or of its first `child`); None when absent or blank."""
+    if element is not None and child is not None:
+        element = next((node for node in element if local(node.tag) == child), None)
+    if element is None or element.text is None:
+        return None
+    value = element.text.strip()
+    return value or None
+
+
+def children(element: Element, name: str) -> list[Element]:
+    return [node for node in element if local(node.tag) == name]
+
+
+class _ReportReader(DefusedExpatParser):
+    """defusedxml's expat reader (no namespaces), which also never reads an external DTD."""
+
+    def reset(self):
+        super().reset()
+        self._parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+
+
+class _TreeEvents(ContentHandler):
+    """Builds the elements as the reader reports them and notes ("start" | "end", element)."""
+
+    def __init__(self):
+        super().__init__()
+        self.builder = TreeBuilder()
+        self.events: list[tuple[str, Element]] = []
+
+    def startElement(self, name, attrs):
+        self.events.append(("start", self.builder.start(name, dict(attrs.items()))))
+
+    def endElement(self, name):
+        self.events.append(("end", self.builder.end(name)))
+
+    def characters(self, content):
+        self.builder.data(content)
+
+
+def iter_xml(
+    stream,
+    *,
+    roots: tuple[str, ...],
+    ends: frozenset[str],
+    starts: frozenset[str] = frozenset(),
+    what: str = "the report",
+) -> Iterator[tuple[str, Element]]:
+    """Yield ("start", element) for `starts` (attributes complete, children not yet read) and
+    ("end", element) for `ends`, in document order. The root must be one of `roots`.
+    An element handed over at its end is detached and cleared when the caller asks for the next one.
+    """
+    reader = _ReportReader()
+    handler = _TreeEvents()
+    reader.setContentHandler(handler)
+    stack: list[Element] = []
+    kept = 0  # how many open elements are `ends`, whose subtree is kept until they end
+    size = CHUNK
+    done = False
+    while not done:
+        data = stream.read(size)
+        done = not data
+        _feed(reader, data, what)
+        events, handler.events = handler.events, []
+        size = CHUNK if events else min(size * 2, MAX_CHUNK)
+        for event, element in events:
+            name = local(element.tag)
+            if event == "start":
+                if not stack and name not in roots:
+                    expected = " or ".join(f"<{root}>" for root in roots)
+                    raise ReportError(f"{what} must be a {expected} document, found <{name[:40]}>")
+                if len(stack) >= MAX_DEPTH:
+                    raise ReportError(f"{what} nests elements more than {MAX_DEPTH} deep")
+                stack.append(element)
+                if name in ends:
+                    kept += 1
+                if name in starts:
+                    yield "start", element
+                continue
+            stack.pop()
+            handed = name in ends
+            if handed:
+                kept -= 1
+                yield "end", element
+            if stack and (handed or not kept):
+                stack[-1].remove(element)  # the one child still attached: constant time
+                element.clear()
+
+
+def _feed(reader: _ReportReader, data: bytes, what: str) -> None:
+    """Parse the next chunk (or, given b"", finish the document); ReportError for anything wrong."""
+    try:
+        if data:
+            reader.feed(data)
+        else:
+            reader.close()
+    except SAXParseException as exc:
+        where = f"at line {exc.getLineNumber()} column {exc.getColumnNumber() + 1}"
+        if not data:
+            raise ReportError(f"{what} ends too early (truncated?): {exc.getMessage()} {where}") from None
+        raise ReportError(f"{what} is not valid XML: {exc.getMessage()} {where}") from None
+    except EntitiesForbidden:
+        raise ReportError(
+            f"{what} declares XML entities (<!ENTITY ...>), which cloudeye refuses: no scanner writes them"
+        ) from None
+    except (ExternalReferenceForbidden, DTDForbidden):
+        raise ReportError(f"{what} refers to an external entity or DTD, which cloudeye refuses") from None
+    except DefusedXmlException as exc:
+        raise ReportError(f"{what} uses an XML feature cloudeye refuses: {exc}") from None
+    except (UnicodeError, ValueError) as exc:
+        raise ReportError(f"{what} cannot be read as XML: {exc}") from None
