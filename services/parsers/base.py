@@ -107,9 +107,14 @@ def first_cwe(text: str | None) -> str | None:
     return f"CWE-{int(match.group(1))}" if match and int(match.group(1)) > 0 else None
 
 
+def urls(text: str | None) -> list[str]:
+    """The bare URLs in a text (without the punctuation that ends a sentence or a list)."""
+    return [url.rstrip(",.;") for url in URL.findall(text or "")]
+
+
 def links(text: str | None) -> list[str]:
     """The URLs of a scanner's reference field: href targets of an HTML list, or bare URLs."""
-    found = HREF.findall(text or "") or URL.findall(text or "")
+    found = HREF.findall(text or "") or urls(text)
     return list(dict.fromkeys(html.unescape(url) for url in found))
 
 

@@ -14,12 +14,12 @@ message says what it found; triage raises what matters).
 from collections.abc import Iterator
 
 from services.parsers.base import (
-    URL,
     ParsedFinding,
     ReportError,
     ReportInfo,
     as_text,
     split_location,
+    urls,
 )
 from services.parsers.jsonstream import JsonReader
 from services.parsers.xmlstream import is_xml, iter_xml, local, text
@@ -142,5 +142,5 @@ def _finding(test_id, message: str | None, url: str, references, where: str) -> 
         path=path,
         location=url,
         description=message,
-        references=URL.findall(reference_text),
+        references=urls(reference_text),
     )

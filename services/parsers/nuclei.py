@@ -13,13 +13,13 @@ one string or a list.
 from collections.abc import Iterator
 
 from services.parsers.base import (
-    URL,
     ParsedFinding,
     ReportError,
     ReportInfo,
     as_text,
     normalise_severity,
     split_location,
+    urls,
 )
 from services.parsers.jsonstream import iter_records
 
@@ -102,7 +102,7 @@ def _references(value) -> list[str]:
     """References as a list, or one string holding one or several URLs."""
     found = []
     for text in _strings(value):
-        found.extend(URL.findall(text) or [text])
+        found.extend(urls(text) or [text])
     return list(dict.fromkeys(found))
 
 

@@ -18,13 +18,13 @@ it.
 from collections.abc import Iterator
 
 from services.parsers.base import (
-    URL,
     ParsedFinding,
     ReportError,
     ReportInfo,
     as_text,
     normalise_severity,
     split_location,
+    urls,
 )
 from services.parsers.jsonstream import iter_records
 
@@ -127,7 +127,7 @@ def from_vulnerability(obj: dict, where: str) -> ParsedFinding:
         references=[
             url
             for url in (links if isinstance(links, list) else [])
-            if isinstance(url, str) and URL.match(url)
+            if isinstance(url, str) and urls(url) == [url]
         ],
         evidence=payload,
     )
