@@ -8,7 +8,7 @@ import pytest
 
 from services.models import FORMATS
 from services.parsers.base import ParsedFinding, ReportError, scanner_name
-from services.parsers.detect import detect_format, open_report
+from services.parsers.detect import detect_format, format_from_filename, open_report
 from services.parsers.jsonstream import JsonReader
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"  # copies of ../shared/samples
@@ -736,6 +736,23 @@ def test_detection_of_odd_beginnings(content, expected):
             detect_format(content.encode())
     else:
         assert detect_format(content.encode()) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("nightly.zap.xml", "zap"),
+        ("xray.json", "xray"),
+        ("scan.NIKTO.json", "nikto"),
+        ("a.b.wapiti.2026.xml", "wapiti"),
+        ("report.sarif", None),  # the extension is not a name
+        ("nuclei", None),
+        ("zap-baseline.xml", None),
+        ("", None),
+    ],
+)
+def test_a_format_named_in_a_file_name(name, expected):
+    assert format_from_filename(name) == expected
 
 
 def test_utf16_xml_is_detected_and_read():
