@@ -28,7 +28,7 @@ from services.parsers.base import (
     normalise_severity,
     split_location,
 )
-from services.parsers.xmlstream import iter_xml, local, text
+from services.parsers.xmlstream import iter_xml, text
 
 SCANNER = "burp"
 INSERTION_POINT = re.compile(r"\[([^\[\]]+)\]\s*$")
@@ -44,7 +44,7 @@ def parse(stream, info: ReportInfo) -> Iterator[ParsedFinding]:
     )
     number = 0
     for _, element in events:
-        if local(element.tag) == "issue":
+        if element.tag == "issue":
             number += 1
             yield _issue(element, f"issue {number}")
 

@@ -22,7 +22,7 @@ from services.parsers.base import (
     urls,
 )
 from services.parsers.jsonstream import JsonReader
-from services.parsers.xmlstream import is_xml, iter_xml, local, text
+from services.parsers.xmlstream import is_xml, iter_xml, text
 
 SCANNER = "nikto"
 SEVERITY = "info"
@@ -103,7 +103,7 @@ def _parse_xml(stream) -> Iterator[ParsedFinding]:
         if event == "start":
             site = (element.get("sitename") or element.get("siteip") or "").strip().rstrip("/")
             continue
-        if local(element.tag) != "item":
+        if element.tag != "item":
             continue
         number += 1
         uri = text(element, "uri") or "/"

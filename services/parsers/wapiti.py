@@ -27,7 +27,7 @@ from services.parsers.base import (
     split_location,
 )
 from services.parsers.jsonstream import JsonReader
-from services.parsers.xmlstream import children, is_xml, iter_xml, local, text
+from services.parsers.xmlstream import children, is_xml, iter_xml, text
 
 SCANNER = "wapiti"
 LEVELS = {0: "info", 1: "low", 2: "medium", 3: "high", 4: "critical"}
@@ -180,7 +180,7 @@ def _parse_xml(stream) -> Iterator[ParsedFinding]:
     description = solution = None
     references: list[str] = []
     for event, element in events:
-        name = local(element.tag)
+        name = element.tag
         if event == "start":
             open_kind, category = element, None
             description = solution = None
@@ -202,7 +202,7 @@ def _parse_xml(stream) -> Iterator[ParsedFinding]:
             if category is None:
                 kind_name = (open_kind.get("name") or "").strip()
                 if not kind_name:
-                    raise ReportError(f"a <{local(open_kind.tag)}> of the Wapiti report has no name")
+                    raise ReportError(f"a <{open_kind.tag}> of the Wapiti report has no name")
                 category = _Category(kind_name, description, solution, references)
             number += 1
             entry = {field: text(element, field) for field in ("path", "level", "parameter", "info")}

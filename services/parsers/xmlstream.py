@@ -26,7 +26,6 @@ from collections.abc import Iterator
 from xml.etree.ElementTree import Element, TreeBuilder
 from xml.parsers import expat
 from xml.sax import SAXParseException
-from xml.sax.handler import ContentHandler
 
 from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 from defusedxml.expatreader import DefusedExpatParser
@@ -46,15 +45,10 @@ def is_xml(head: bytes) -> bool:
     return head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")[:1] == b"<"
 
 
-def local(tag) -> str:
-    """An element's name without its namespace ('{urn:x}item' -> 'item')."""
-    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
-
-
 def text(element: Element | None, child: str | None = None) -> str | None:
     """The stripped text of `element` (or of its first `child`); None when absent or blank."""
     if element is not None and child is not None:
-        element = next((node for node in element if local(node.tag) == child), None)
+        element = element.find(child)
     if element is None or element.text is None:
         return None
     value = element.text.strip()
@@ -62,33 +56,36 @@ def text(element: Element | None, child: str | None = None) -> str | None:
 
 
 def children(element: Element, name: str) -> list[Element]:
-    return [node for node in element if local(node.tag) == name]
+    return element.findall(name)
+
+
+def child_texts(element: Element) -> dict[str, str | None]:
+    """{name: text} of an element's children (the last one of a name wins)."""
+    return {node.tag: node.text for node in element}
 
 
 class _ReportReader(DefusedExpatParser):
-    """defusedxml's expat reader (no namespaces), which also never reads an external DTD."""
+    """defusedxml's expat reader (no namespaces) that never reads an external DTD, building the elements
+    it reads with ElementTree's TreeBuilder and noting ("start" | "end", element) as they come.
 
-    def reset(self):
-        super().reset()
-        self._parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-
-
-class _TreeEvents(ContentHandler):
-    """Builds the elements as the reader reports them and notes ("start" | "end", element)."""
+    The element and text callbacks go straight from expat to TreeBuilder, past the SAX layer
+    (ContentHandler, AttributesImpl) that would cost two Python calls more per element.
+    """
 
     def __init__(self):
-        super().__init__()
+        super().__init__(forbid_dtd=False, forbid_entities=True, forbid_external=True)
         self.builder = TreeBuilder()
-        self.events: list[tuple[str, Element]] = []
+        self.events: list[tuple[bool, Element]] = []
 
-    def startElement(self, name, attrs):
-        self.events.append(("start", self.builder.start(name, dict(attrs.items()))))
-
-    def endElement(self, name):
-        self.events.append(("end", self.builder.end(name)))
-
-    def characters(self, content):
-        self.builder.data(content)
+    def reset(self):
+        super().reset()  # a new expat parser with defusedxml's handlers
+        parser = self._parser
+        parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+        append, start, end = self.events.append, self.builder.start, self.builder.end
+        parser.StartElementHandler = lambda name, attrs: append((True, start(name, attrs)))
+        parser.EndElementHandler = lambda name: append((False, end(name)))
+        parser.CharacterDataHandler = self.builder.data
+        parser.buffer_text = True
 
 
 def iter_xml(
@@ -104,8 +101,6 @@ def iter_xml(
     An element handed over at its end is detached and cleared when the caller asks for the next one.
     """
     reader = _ReportReader()
-    handler = _TreeEvents()
-    reader.setContentHandler(handler)
     stack: list[Element] = []
     kept = 0  # how many open elements are `ends`, whose subtree is kept until they end
     size = CHUNK
@@ -114,11 +109,11 @@ def iter_xml(
         data = stream.read(size)
         done = not data
         _feed(reader, data, what)
-        events, handler.events = handler.events, []
+        events = reader.events
         size = CHUNK if events else min(size * 2, MAX_CHUNK)
-        for event, element in events:
-            name = local(element.tag)
-            if event == "start":
+        for started, element in events:
+            name = element.tag
+            if started:
                 if not stack and name not in roots:
                     expected = " or ".join(f"<{root}>" for root in roots)
                     raise ReportError(f"{what} must be a {expected} document, found <{name[:40]}>")
@@ -138,6 +133,7 @@ def iter_xml(
             if stack and (handed or not kept):
                 stack[-1].remove(element)  # the one child still attached: constant time
                 element.clear()
+        events.clear()
 
 
 def _feed(reader: _ReportReader, data: bytes, what: str) -> None:

@@ -21,11 +21,10 @@ from services.parsers.base import (
     split_location,
 )
 from services.parsers.jsonstream import loads
-from services.parsers.xmlstream import is_xml, iter_xml, local, text
+from services.parsers.xmlstream import child_texts, is_xml, iter_xml
 
 SCANNER = "zap"
 RISK = {"0": "info", "1": "low", "2": "medium", "3": "high"}
-INSTANCE_FIELDS = ("uri", "method", "param", "attack", "evidence", "otherinfo")
 BULKY = frozenset({"requestheader", "requestbody", "responseheader", "responsebody"})  # xml-plus
 
 
@@ -69,20 +68,16 @@ def _parse_xml(stream) -> Iterator[ParsedFinding]:
         what="the ZAP XML report",
     )
     for event, element in events:
-        name = local(element.tag)
+        name = element.tag
         if event == "start":
             site_url, site_number, alert_number = element.get("name", "").strip(), site_number + 1, 0
         elif name == "instance":
-            instances.append({field: text(element, field) for field in INSTANCE_FIELDS})
+            instances.append(child_texts(element))
         elif name == "alertitem":
             alert_number += 1
-            alert = {
-                node_name: node.text
-                for node in element
-                if (node_name := local(node.tag)) not in ("instances", "tags") and len(node) == 0
-            }
+            alert = child_texts(element)
             if not instances and alert.get("uri"):  # ZAP < 2.6: the alert is its one instance
-                instances = [{field: alert.get(field) for field in INSTANCE_FIELDS}]
+                instances = [{field: alert.get(field) for field in ("uri", "param", "attack", "evidence")}]
             alert["instances"] = instances
             instances = []
             yield from _alert(alert, site_url, f"site {site_number}, alert {alert_number}")
