@@ -65,26 +65,58 @@ def child_texts(element: Element) -> dict[str, str | None]:
 
 
 class _ReportReader(DefusedExpatParser):
-    """defusedxml's expat reader (no namespaces) that never reads an external DTD, building the elements
-    it reads with ElementTree's TreeBuilder and noting ("start" | "end", element) as they come.
+    """defusedxml's expat reader (no namespaces) that never reads an external DTD. It builds the elements
+    with ElementTree's TreeBuilder, keeps or detaches them as `iter_xml` says, and notes in `handed` the
+    ("start" | "end", element, parent) to hand over.
 
-    The element and text callbacks go straight from expat to TreeBuilder, past the SAX layer
-    (ContentHandler, AttributesImpl) that would cost two Python calls more per element.
+    The element callbacks go straight from expat to these two functions, past the SAX layer
+    (ContentHandler, AttributesImpl), and text straight to TreeBuilder: elements inside one being kept
+    cost one Python call each way and nothing else.
     """
 
-    def __init__(self):
+    def __init__(self, roots: tuple[str, ...], ends: frozenset[str], starts: frozenset[str], what: str):
         super().__init__(forbid_dtd=False, forbid_entities=True, forbid_external=True)
-        self.builder = TreeBuilder()
-        self.events: list[tuple[bool, Element]] = []
+        self.roots, self.ends, self.starts, self.what = roots, ends, starts, what
+        self.handed: list[tuple[str, Element, Element | None]] = []
+        self.started = 0  # elements started so far
 
     def reset(self):
         super().reset()  # a new expat parser with defusedxml's handlers
         parser = self._parser
         parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-        append, start, end = self.events.append, self.builder.start, self.builder.end
-        parser.StartElementHandler = lambda name, attrs: append((True, start(name, attrs)))
-        parser.EndElementHandler = lambda name: append((False, end(name)))
-        parser.CharacterDataHandler = self.builder.data
+        builder = TreeBuilder()
+        roots, ends, starts, what, handed = self.roots, self.ends, self.starts, self.what, self.handed
+        stack: list[Element] = []
+        kept = 0  # how many open elements are `ends`, whose subtree is kept until they end
+
+        def start(name, attrs):
+            nonlocal kept
+            if len(stack) >= MAX_DEPTH:
+                raise ReportError(f"{what} nests elements more than {MAX_DEPTH} deep")
+            if not stack and name not in roots:
+                expected = " or ".join(f"<{root}>" for root in roots)
+                raise ReportError(f"{what} must be a {expected} document, found <{name[:40]}>")
+            element = builder.start(name, attrs)
+            stack.append(element)
+            self.started += 1
+            if name in ends:
+                kept += 1
+            if name in starts:
+                handed.append(("start", element, None))
+
+        def end(name):
+            nonlocal kept
+            element = builder.end(name)
+            stack.pop()
+            if name in ends:
+                kept -= 1
+                handed.append(("end", element, stack[-1] if stack else None))
+            elif not kept and stack:
+                stack[-1].remove(element)  # nobody reads it: gone (the one child attached, constant time)
+
+        parser.StartElementHandler = start
+        parser.EndElementHandler = end
+        parser.CharacterDataHandler = builder.data
         parser.buffer_text = True
 
 
@@ -100,40 +132,21 @@ def iter_xml(
     ("end", element) for `ends`, in document order. The root must be one of `roots`.
     An element handed over at its end is detached and cleared when the caller asks for the next one.
     """
-    reader = _ReportReader()
-    stack: list[Element] = []
-    kept = 0  # how many open elements are `ends`, whose subtree is kept until they end
+    reader = _ReportReader(roots, ends, starts, what)
     size = CHUNK
     done = False
     while not done:
         data = stream.read(size)
         done = not data
+        started = reader.started
         _feed(reader, data, what)
-        events = reader.events
-        size = CHUNK if events else min(size * 2, MAX_CHUNK)
-        for started, element in events:
-            name = element.tag
-            if started:
-                if not stack and name not in roots:
-                    expected = " or ".join(f"<{root}>" for root in roots)
-                    raise ReportError(f"{what} must be a {expected} document, found <{name[:40]}>")
-                if len(stack) >= MAX_DEPTH:
-                    raise ReportError(f"{what} nests elements more than {MAX_DEPTH} deep")
-                stack.append(element)
-                if name in ends:
-                    kept += 1
-                if name in starts:
-                    yield "start", element
-                continue
-            stack.pop()
-            handed = name in ends
-            if handed:
-                kept -= 1
-                yield "end", element
-            if stack and (handed or not kept):
-                stack[-1].remove(element)  # the one child still attached: constant time
+        size = CHUNK if reader.started > started else min(size * 2, MAX_CHUNK)
+        for event, element, parent in reader.handed:
+            yield event, element
+            if parent is not None:
+                parent.remove(element)
                 element.clear()
-        events.clear()
+        reader.handed.clear()
 
 
 def _feed(reader: _ReportReader, data: bytes, what: str) -> None:
@@ -143,6 +156,8 @@ def _feed(reader: _ReportReader, data: bytes, what: str) -> None:
             reader.feed(data)
         else:
             reader.close()
+    except ReportError:
+        raise  # the reader's own: nested too deep, not the expected document
     except SAXParseException as exc:
         where = f"at line {exc.getLineNumber()} column {exc.getColumnNumber() + 1}"
         if not data:
