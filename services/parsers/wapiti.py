@@ -27,7 +27,7 @@ from services.parsers.base import (
     split_location,
 )
 from services.parsers.jsonstream import JsonReader
-from services.parsers.xmlstream import children, is_xml, iter_xml, text
+from services.parsers.xmlstream import is_xml, iter_xml, text
 
 SCANNER = "wapiti"
 LEVELS = {0: "info", 1: "low", 2: "medium", 3: "high", 4: "critical"}
@@ -187,7 +187,7 @@ def _parse_xml(stream) -> Iterator[ParsedFinding]:
             references = []
             continue
         if name == "report_infos":
-            infos = {node.get("name"): text(node) for node in children(element, "info")}
+            infos = {node.get("name"): text(node) for node in element.findall("info")}
             target = _origin(infos.get("target"))
             levels = levels_for(infos.get("generatorVersion"))
         elif open_kind is None:
@@ -197,7 +197,7 @@ def _parse_xml(stream) -> Iterator[ParsedFinding]:
         elif name == "solution":
             solution = text(element)
         elif name == "references":
-            references = [url for node in children(element, "reference") if (url := text(node, "url"))]
+            references = [url for node in element.findall("reference") if (url := text(node, "url"))]
         elif name == "entry":
             if category is None:
                 kind_name = (open_kind.get("name") or "").strip()
