@@ -61,7 +61,7 @@ STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 COLON = re.compile(r"\s*:\s*")
 # The markup before the root element: the XML declaration, comments, processing instructions, the
 # DOCTYPE (with an internal subset, as Burp writes).
-PROLOG = re.compile(r"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE(?:[^\[>]|\[.*?\])*>)", re.DOTALL)
+PROLOG = re.compile(r"\s*+(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE(?:[^\[>]++|\[[^\]]*+\])*+>)", re.DOTALL)
 ROOT = re.compile(r"\s*<([A-Za-z_][\w.\-]*:)?([A-Za-z_][\w.\-]*)")
 EXPECTED = (
     "expected nuclei JSON lines or array, a ZAP JSON or XML report, SARIF 2.1.0, Burp issues XML, "
@@ -133,7 +133,7 @@ def _array_format(text: str) -> str:
 
 def _format_of_keys(text: str) -> str | None:
     for key, value_start in top_level_keys(text):
-        if key == "vulnerabilities" and value_start in "{[":
+        if key == "vulnerabilities" and value_start in ("{", "["):
             return "wapiti" if value_start == "{" else "nikto"
         if key in KEYS:
             return KEYS[key]

@@ -724,6 +724,7 @@ def test_a_zero_byte_report_with_its_format_is_a_scan_that_found_nothing(format,
         ('[{"host": "h", "vulnerabilities": []}]', "nikto"),
         ('[{"runs": []}]', None),  # SARIF is never an array
         ('{"vulnerabilities": {"XSS": []}, "classifications": {}}', "wapiti"),
+        ('{"vulnerabilities":', None),  # the head ends before the value says whose it is
         ('{"host": "h", "ip": "", "port": "80", "vulnerabilities": [{"id": "1"}]}', "nikto"),
         ('{"create_time": 1, "detail": {}, "plugin": "xss"}', "xray"),
         ('{"templateID": "git-config", "matched": "https://x/"}', "nuclei"),
