@@ -4,7 +4,8 @@ Hardened: defusedxml's expat reader refuses every entity declaration (so no bill
 external entity, which is how an XML report would read /etc/passwd or call a URL), and it is set to
 never read an external DTD (Nikto names one on its DOCTYPE line; it is not needed). An internal DTD
 with only element and attribute declarations, as Burp writes, is fine. Documents nested deeper than
-MAX_DEPTH elements are refused at the first element too deep.
+MAX_DEPTH elements are refused at the first element too deep, and so are documents that would have
+more than MAX_KEPT elements held at once (say, millions of them inside one ZAP alert).
 
 Streamed: the reader is fed the report chunk by chunk and `iter_xml` keeps only what the caller still
 needs. The caller names the elements it reads (`ends`: a ZAP <alertitem>, an <instance> inside it, a
@@ -33,8 +34,9 @@ from defusedxml.expatreader import DefusedExpatParser
 from services.parsers.base import ReportError
 
 MAX_DEPTH = 64  # real reports nest 6 levels at most
+MAX_KEPT = 500_000  # elements held at once (a real alert, issue or entry has tens): about 100 MB
 CHUNK = 1 << 16
-MAX_CHUNK = 1 << 25
+MAX_CHUNK = 1 << 23
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
@@ -75,6 +77,7 @@ class _ReportReader(DefusedExpatParser):
         self.roots, self.ends, self.starts, self.what = roots, ends, starts, what
         self.handed: list[tuple[str, Element, Element | None]] = []
         self.started = 0  # elements started so far
+        self.held = 0  # elements kept and not detached yet
 
     def reset(self):
         super().reset()  # a new expat parser with defusedxml's handlers
@@ -95,6 +98,11 @@ class _ReportReader(DefusedExpatParser):
             element = builder.start(name, attrs)
             stack.append(element)
             self.started += 1
+            if kept or name in ends:
+                self.held += 1
+                if self.held > MAX_KEPT:
+                    part = next(node.tag for node in stack if node.tag in ends)
+                    raise ReportError(f"{what} has more than {MAX_KEPT:,} elements in one <{part}>")
             if name in ends:
                 kept += 1
             if name in starts:
@@ -140,6 +148,7 @@ def iter_xml(
         for event, element, parent in reader.handed:
             yield event, element
             if parent is not None:
+                reader.held -= sum(1 for _ in element.iter())
                 parent.remove(element)
                 element.clear()
         reader.handed.clear()

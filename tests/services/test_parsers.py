@@ -1290,6 +1290,13 @@ def test_a_gigabyte_of_nesting_is_refused_after_reading_a_few_kilobytes():
     assert stream.read_bytes < 1 << 20
 
 
+def test_millions_of_elements_inside_one_record_are_refused_before_they_fill_memory():
+    stream = Endless(b"<issues><issue><type>1</type>", b"<x/>", 1 << 30)
+    with pytest.raises(ReportError, match="more than 500,000 elements in one <issue>"):
+        list(open_report(io.BufferedReader(stream, 1 << 16), "burp")[1])
+    assert stream.read_bytes < 8 << 20
+
+
 def test_a_gigabyte_of_text_without_markup_is_read_in_growing_chunks():
     stream = Endless(b"<OWASPZAPReport>", b"x" * 4096, 64 << 20)  # then it ends: truncated
     with pytest.raises(ReportError, match="truncated"):
