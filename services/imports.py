@@ -3,7 +3,9 @@
 Rules (docs/domain.md, "Findings"): a finding not seen before is created; one seen again that is open or confirmed
 stays as it is (its `last_seen_at` moves); one that was fixed is reopened; false_positive and
 accepted_risk are never touched by an import; with `close_missing`, the open/confirmed findings of the
-site and scanner that the report no longer lists become fixed.
+site and scanner that the report no longer lists become fixed. A finding the scanner itself reports as
+triaged (a suppressed SARIF result, a Burp issue marked false positive) takes that status, unless it
+was triaged already.
 
 Built for size: the report is parsed as a stream and handled in batches of BATCH_SIZE distinct findings:
 one SELECT looks the batch's dedup keys up, one multi-row INSERT writes its new findings, one UPDATE per
@@ -231,11 +233,13 @@ class FindingReconciler:
             )
         ).all()
         known = {row.dedup_key: row for row in rows}
-        new, seen, fixed = [], [], []
+        new, seen, fixed, triaged = [], [], [], {}
         for key, finding in batch.items():
             row = known.get(key)
             if row is None:
                 new.append(self._new_row(key, finding))
+            elif finding.status in TRIAGED_STATUSES and row.status not in TRIAGED_STATUSES:
+                triaged.setdefault(finding.status, []).append(row.id)
             elif row.status in ACTIVE_STATUSES:
                 seen.append(row.id)
             elif row.status == "fixed":
@@ -256,6 +260,15 @@ class FindingReconciler:
                 fixed,
                 ("fixed",),
                 status="open",
+                fixed_at=None,
+                last_seen_at=self.now,
+                last_import_id=self.import_id,
+            )
+        for status, ids in triaged.items():  # seen, so counted unchanged, though now triaged
+            self.unchanged += self._update(
+                ids,
+                (*ACTIVE_STATUSES, "fixed"),
+                status=status,
                 fixed_at=None,
                 last_seen_at=self.now,
                 last_import_id=self.import_id,
@@ -297,7 +310,7 @@ class FindingReconciler:
             "title": _clean(finding.title, LIMITS["title"]) or rule_id,
             "severity": severity,
             "severity_rank": SEVERITY_RANK[severity],
-            "status": "open",
+            "status": finding.status if finding.status in TRIAGED_STATUSES else "open",
             "host": _clean(finding.host, LIMITS["host"]) or "",
             "path": _clean(finding.path, LIMITS["path"]) or "",
             "param": _clean(finding.param, LIMITS["param"]) or "",

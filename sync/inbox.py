@@ -7,6 +7,9 @@ SYNC_INBOX_SETTLE_S seconds are left alone too, so a plain slow copy is not read
 Each file is imported with `services.imports.import_report(..., source="inbox", filename=name)` — same
 format detection and rules as `POST /bugs/imports`, one transaction — then moved to
 DATA_DIR/processed/<site_id>/, or to DATA_DIR/failed/<site_id>/ beside a `<name>.reason.txt`.
+A format named in the file name before its extension (`nightly.zap.xml`, `scan.nikto.json`,
+`xray.json`) is the file's `format`, as if given to the API: so an empty `scan.nuclei.jsonl` is a scan
+that found nothing.
 
 Exactly once, with any number of workers and kill -9 at any point:
 - a worker handles a file only while holding the lock of its site directory: MySQL's GET_LOCK on a
@@ -36,6 +39,7 @@ from services.extensions import db
 from services.imports import import_report, stored_filename
 from services.locks import lock_name, mysql_named_lock
 from services.models import FindingImport, Site
+from services.parsers.detect import format_from_filename
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +169,13 @@ class Inbox:
                 return "duplicate"
             started = time.perf_counter()
             with path.open("rb") as stream:
-                record = import_report(site, stream, source="inbox", filename=path.name)
+                record = import_report(
+                    site,
+                    stream,
+                    format=format_from_filename(path.name),
+                    source="inbox",
+                    filename=path.name,
+                )
         except Conflict as exc:
             # Another import into this site holds its lock, or the findings moved under us: try again.
             db.session.rollback()

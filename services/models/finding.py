@@ -9,7 +9,7 @@ SEVERITY_RANK = {name: rank for rank, name in enumerate(reversed(SEVERITIES))}  
 FINDING_STATUSES = ("open", "confirmed", "fixed", "false_positive", "accepted_risk")
 ACTIVE_STATUSES = ("open", "confirmed")
 TRIAGED_STATUSES = ("false_positive", "accepted_risk")  # an import never changes these
-FORMATS = ("nuclei", "zap", "sarif", "generic")
+FORMATS = ("nuclei", "zap", "sarif", "burp", "nikto", "xray", "wapiti", "generic")
 
 
 class Finding(db.Model):

@@ -1,6 +1,7 @@
 """What every parser yields: a `ParsedFinding`, and the dedup key that identifies it on a site."""
 
 import hashlib
+import html
 import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -26,6 +27,9 @@ class ParsedFinding:
     cwe: str | None = None
     references: list[str] = field(default_factory=list)
     evidence: str | None = None
+    # A triage the scanner itself reports (a suppressed SARIF result: accepted_risk; a Burp issue set
+    # to "False positive": false_positive); None for an ordinary finding.
+    status: str | None = None
 
     def dedup_key(self) -> str:
         """Same site + scanner + rule + (host, path, parameter) is the same finding."""
@@ -79,6 +83,39 @@ def scanner_name(value, default: str) -> str:
     """A tool name as a short scanner id: 'OWASP ZAP' -> 'owasp-zap' (at most 32 characters)."""
     text = re.sub(r"[^a-z0-9._-]+", "-", str(value or "").strip().lower()).strip("-.")
     return text[:32].rstrip("-.") or default
+
+
+BLOCK_TAG = re.compile(r"</?(?:p|br|li|ul|ol|div|h[1-6]|tr|table|pre|blockquote)\b[^>]*>", re.IGNORECASE)
+TAG = re.compile(r"<[^>]+>")
+CWE = re.compile(r"\bCWE[-_ :]?0*([0-9]{1,9})\b", re.IGNORECASE)
+HREF = re.compile(r"""href\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
+URL = re.compile(r"https?://[^\s<>\"']+")
+
+
+def html_text(value) -> str | None:
+    """The text of a scanner's HTML fragment (ZAP and Burp write <p> and <ul> into their fields)."""
+    text = as_text(value)
+    if not text:
+        return None
+    text = html.unescape(TAG.sub("", BLOCK_TAG.sub("\n", text)))
+    return re.sub(r"\n\s*\n+", "\n\n", text).strip() or None
+
+
+def first_cwe(text: str | None) -> str | None:
+    """'CWE-79' from the first CWE id mentioned in `text`."""
+    match = CWE.search(text or "")
+    return f"CWE-{int(match.group(1))}" if match and int(match.group(1)) > 0 else None
+
+
+def urls(text: str | None) -> list[str]:
+    """The bare URLs in a text (without the punctuation that ends a sentence or a list)."""
+    return [url.rstrip(",.;") for url in URL.findall(text or "")]
+
+
+def links(text: str | None) -> list[str]:
+    """The URLs of a scanner's reference field: href targets of an HTML list, or bare URLs."""
+    found = HREF.findall(text or "") or urls(text)
+    return list(dict.fromkeys(html.unescape(url) for url in found))
 
 
 def as_text(value) -> str | None:

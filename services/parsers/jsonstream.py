@@ -8,6 +8,7 @@ commas and brackets between items. Errors are `ReportError`s that say where (lin
 
 import codecs
 import json
+from collections.abc import Iterator
 
 from services.parsers.base import ReportError
 
@@ -190,12 +191,59 @@ class JsonReader:
             raise ReportError(f"unexpected data after the end of the JSON document at {self.where()}")
 
 
+def iter_records(stream, what: str) -> Iterator[tuple[str, dict]]:
+    """(where, object) for each object of a JSON-lines report or of a JSON array of objects (nuclei's
+    `-jsonl` and `-json-export`, xray's `--json-output`). Blank lines are skipped; nothing at all is
+    an empty report."""
+    first = stream.readline().removeprefix(b"\xef\xbb\xbf")
+    line_no = 1
+    while first and not first.strip():  # skip leading blank lines
+        first = stream.readline()
+        line_no += 1
+    if not first:
+        return
+    if first.lstrip().startswith(b"["):
+        reader = JsonReader(Prepended(first, stream))
+        for index, obj in enumerate(reader.iter_array(f"the array of {what}s"), 1):
+            if not isinstance(obj, dict):
+                raise ReportError(f"item {index}: a {what} must be a JSON object, found {type(obj).__name__}")
+            yield f"item {index}", obj
+        reader.end()
+        return
+    line = first
+    while line:
+        if line.strip():
+            yield f"line {line_no}", _decode_line(line, line_no, what)
+        line = stream.readline()
+        line_no += 1
+
+
+def _decode_line(line: bytes, line_no: int, what: str) -> dict:
+    try:
+        obj = json.loads(line.rstrip(b"\r\n"))
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"line {line_no} is not valid JSON: {exc.msg} (column {exc.colno})") from None
+    except UnicodeDecodeError as exc:
+        raise ReportError(f"line {line_no} is not valid UTF-8 (byte {exc.start + 1} of the line)") from None
+    except (ValueError, RecursionError):
+        raise ReportError(f"line {line_no} is not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise ReportError(f"line {line_no}: a {what} must be a JSON object, found {type(obj).__name__}")
+    return obj
+
+
 class Prepended:
     """A binary stream that first returns `head`, then the rest of `stream` (for a peeked prefix)."""
 
     def __init__(self, head: bytes, stream):
         self._head = head
         self._stream = stream
+
+    def peek(self, size: int = 0) -> bytes:
+        """The bytes not yet read of the prefix (what open_report looked at), without consuming them."""
+        if self._head or not hasattr(self._stream, "peek"):
+            return self._head
+        return self._stream.peek(size)
 
     def read(self, size: int = -1) -> bytes:
         if self._head:

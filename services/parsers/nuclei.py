@@ -2,9 +2,14 @@
 
 One finding per template and matcher on one matched location: the rule is `template-id` plus
 `matcher-name` when the template has several matchers (`http-missing-security-headers:csp`).
+
+Every field spelling nuclei has written is read: v3's `template-id`, `matcher-name`, `matched-at`,
+`extracted-results`; v2's `templateID`, `matcher_name`, `matched`, `extracted_results`; v2.0's flat
+results (`template`, `name`, `severity` beside the result instead of under `info`). The location is
+the first of `matched-at`, `matched`, `url`, `host`, `ip`. Tags, references, authors and CWE ids may be
+one string or a list.
 """
 
-import json
 from collections.abc import Iterator
 
 from services.parsers.base import (
@@ -14,80 +19,60 @@ from services.parsers.base import (
     as_text,
     normalise_severity,
     split_location,
+    urls,
 )
-from services.parsers.jsonstream import JsonReader, Prepended
+from services.parsers.jsonstream import iter_records
 
 SCANNER = "nuclei"
+META = ("name", "severity", "description", "reference", "tags", "classification")
 
 
 def parse(stream, info: ReportInfo) -> Iterator[ParsedFinding]:
     info.add_scanner(SCANNER)
-    first = stream.readline().removeprefix(b"\xef\xbb\xbf")
-    line_no = 1
-    while first and not first.strip():  # skip leading blank lines
-        first = stream.readline()
-        line_no += 1
-    if not first:
-        return  # an empty report: a scan that found nothing
-    if first.lstrip().startswith(b"["):
-        yield from _parse_array(Prepended(first, stream))
-        return
-    yield from _parse_lines(first, line_no, stream)
+    for where, obj in iter_records(stream, "nuclei result"):
+        yield from_result(obj, where)
 
 
-def _parse_lines(first: bytes, first_no: int, stream) -> Iterator[ParsedFinding]:
-    line_no = first_no
-    line = first
-    while line:
-        if line.strip():
-            yield from_result(_decode_line(line, line_no), f"line {line_no}")
-        line = stream.readline()
-        line_no += 1
+def _first(obj: dict, *names: str) -> str | None:
+    for name in names:
+        value = as_text(obj.get(name))
+        if value:
+            return value.strip()
+    return None
 
 
-def _decode_line(line: bytes, line_no: int) -> dict:
-    try:
-        obj = json.loads(line.rstrip(b"\r\n"))
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"line {line_no} is not valid JSON: {exc.msg} (column {exc.colno})") from None
-    except UnicodeDecodeError as exc:
-        raise ReportError(f"line {line_no} is not valid UTF-8 (byte {exc.start + 1} of the line)") from None
-    except (ValueError, RecursionError):
-        raise ReportError(f"line {line_no} is not valid JSON") from None
-    if not isinstance(obj, dict):
-        raise ReportError(
-            f"line {line_no}: a nuclei result must be a JSON object, found {type(obj).__name__}"
-        )
-    return obj
-
-
-def _parse_array(stream) -> Iterator[ParsedFinding]:
-    reader = JsonReader(stream)
-    for index, obj in enumerate(reader.iter_array("the array of nuclei results"), 1):
-        if not isinstance(obj, dict):
-            raise ReportError(
-                f"item {index}: a nuclei result must be a JSON object, found {type(obj).__name__}"
-            )
-        yield from_result(obj, f"item {index}")
-    reader.end()
+def _template(obj: dict) -> str | None:
+    template = _first(obj, "template-id", "templateID")
+    if template:
+        return template
+    path = _first(obj, "template")  # v2.0 wrote the id here; v3 writes the template's path
+    if path and path.endswith((".yaml", ".yml")):
+        path = path.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return path
 
 
 def from_result(obj: dict, where: str) -> ParsedFinding:
-    template = as_text(obj.get("template-id")) or as_text(obj.get("templateID"))
+    template = _template(obj)
     if not template:
         raise ReportError(f"{where}: a nuclei result needs a 'template-id' (is this a nuclei report?)")
     meta = obj.get("info")
     if meta is None:
-        meta = {}
+        meta = {name: obj[name] for name in META if name in obj}  # v2.0: no "info" object
     if not isinstance(meta, dict):
         raise ReportError(f"{where}: 'info' must be an object")
-    matcher = as_text(obj.get("matcher-name"))
+    matcher = _first(obj, "matcher-name", "matcher_name")
     rule = f"{template}:{matcher}" if matcher else template
     name = as_text(meta.get("name")) or template
-    location = as_text(obj.get("matched-at")) or as_text(obj.get("host")) or as_text(obj.get("url")) or ""
+    location = _first(obj, "matched-at", "matched", "url", "host", "ip") or ""
     host, path = split_location(location)
     classification = meta.get("classification") if isinstance(meta.get("classification"), dict) else {}
-    extracted = obj.get("extracted-results")
+    extracted = obj.get("extracted-results", obj.get("extracted_results"))
+    description = as_text(meta.get("description"))
+    tags = _strings(meta.get("tags"), split=True)
+    if tags:
+        description = (
+            f"{description}\n\nTags: {', '.join(tags)}" if description else f"Tags: {', '.join(tags)}"
+        )
     return ParsedFinding(
         scanner=SCANNER,
         rule_id=rule,
@@ -95,22 +80,32 @@ def from_result(obj: dict, where: str) -> ParsedFinding:
         severity=normalise_severity(meta.get("severity")),
         host=host,
         path=path,
-        param=as_text(obj.get("fuzzing_parameter")) or "",
+        param=_first(obj, "fuzzing_parameter", "fuzzing-parameter") or "",
         location=location,
-        description=as_text(meta.get("description")),
+        description=description,
         cwe=_cwe(classification.get("cwe-id")),
-        references=_strings(meta.get("reference")),
+        references=_references(meta.get("reference")),
         evidence="\n".join(_strings(extracted)) or None,
     )
 
 
-def _strings(value) -> list[str]:
-    if isinstance(value, list):
-        return [text for text in (as_text(item) for item in value) if text]
-    text = as_text(value)
-    return [text] if text else []
+def _strings(value, split: bool = False) -> list[str]:
+    """A list of texts from a string or a list; `split` also splits a string on commas."""
+    items = value if isinstance(value, list) else [value]
+    texts = [text.strip() for text in (as_text(item) for item in items) if text]
+    if split:
+        texts = [part.strip() for text in texts for part in text.split(",") if part.strip()]
+    return texts
+
+
+def _references(value) -> list[str]:
+    """References as a list, or one string holding one or several URLs."""
+    found = []
+    for text in _strings(value):
+        found.extend(urls(text) or [text])
+    return list(dict.fromkeys(found))
 
 
 def _cwe(value) -> str | None:
-    ids = _strings(value)
+    ids = _strings(value, split=True)
     return ", ".join(item.upper() for item in ids) if ids else None

@@ -3,9 +3,15 @@
 Each run's `tool.driver.name` is the scanner (so `semgrep` and `codeql` findings never close each
 other's). Severity follows GitHub's convention: the rule's `security-severity` score when present,
 otherwise the SARIF level (error → high, warning → medium, note → low, none → info).
-Results that are a `pass`/`notApplicable`, or suppressed, are not findings.
+
+A result is one finding per location (and one without a location when it has none). Its rule is its
+`ruleId`, else `rule.id`, else the id of the driver's rule at `ruleIndex` (`rule.index`), else a stable
+id made from its message (gitleaks and others leave `ruleId` out). Results that are a
+`pass`/`notApplicable` are not findings; suppressed ones (a suppression accepted or without a status)
+are imported as accepted_risk.
 """
 
+import hashlib
 import re
 from collections.abc import Iterator
 
@@ -19,6 +25,7 @@ from services.parsers.base import (
 )
 from services.parsers.jsonstream import loads
 
+SCANNER = None  # each run's tool names its scanner: an empty report names none
 LEVELS = {"error": "high", "warning": "medium", "note": "low", "none": "info"}
 NOT_FINDINGS = {"pass", "notApplicable"}
 CWE = re.compile(r"cwe[-/:_ ]?0*([0-9]{1,9})\b", re.IGNORECASE)
@@ -72,11 +79,9 @@ def _run(run, info: ReportInfo, where: str) -> Iterator[ParsedFinding]:
     ]
     by_id = {as_text(rule.get("id")): rule for rule in rules if as_text(rule.get("id"))}
     for index, result in enumerate(_list(run.get("results"), f"{where}.results")):
-        finding = _result(
+        yield from _result(
             _obj(result, f"{where}.results[{index}]"), scanner, rules, by_id, f"{where}.results[{index}]"
         )
-        if finding is not None:
-            yield finding
 
 
 def _rule_for(result: dict, rules: list, by_id: dict, where: str) -> tuple[str, dict]:
@@ -88,16 +93,35 @@ def _rule_for(result: dict, rules: list, by_id: dict, where: str) -> tuple[str, 
         rule = rules[index]
         rule_id = rule_id or as_text(rule.get("id"))
     if not rule_id:
-        raise ReportError(f"{where}: a result needs a 'ruleId' (or a rule reference)")
-    return rule_id, rule or {}
+        message = _message(result.get("message"), rule or {})
+        if not message:
+            raise ReportError(f"{where}: a result needs a 'ruleId', a rule reference or a message")
+        rule_id = (
+            "message-" + hashlib.sha256(message.strip().encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        )
+    return rule_id.strip(), rule or {}
 
 
-def _result(result: dict, scanner: str, rules: list, by_id: dict, where: str) -> ParsedFinding | None:
+def _message(message, rule: dict) -> str | None:
+    """A result's message: its text, or the rule's message string it names by `id`."""
+    text = _text(message)
+    if text or not isinstance(message, dict):
+        return text
+    strings = rule.get("messageStrings")
+    named = (
+        strings.get(message.get("id"))
+        if isinstance(strings, dict) and isinstance(message.get("id"), str)
+        else None
+    )
+    return _text(named)
+
+
+def _result(result: dict, scanner: str, rules: list, by_id: dict, where: str) -> Iterator[ParsedFinding]:
     kind = result.get("kind")
-    if (isinstance(kind, str) and kind in NOT_FINDINGS) or _suppressed(result):
-        return None
+    if isinstance(kind, str) and kind in NOT_FINDINGS:
+        return
     rule_id, rule = _rule_for(result, rules, by_id, where)
-    message = _text(result.get("message"))
+    message = _message(result.get("message"), rule)
     title = (
         _text(rule.get("shortDescription"))
         or as_text(rule.get("name"))
@@ -108,25 +132,31 @@ def _result(result: dict, scanner: str, rules: list, by_id: dict, where: str) ->
     full = _text(rule.get("fullDescription"))
     if full and full != description:
         description = f"{description}\n\n{full}" if description else full
-    uri, line, snippet = _location(result, where)
-    host, path = split_location(uri) if uri else ("", "")
-    if line:
-        path = f"{path}:{line}"
     references = [ref for ref in (as_text(rule.get("helpUri")),) if ref]
-    return ParsedFinding(
-        scanner=scanner,
-        rule_id=rule_id,
-        title=title,
-        severity=_severity(result, rule),
-        host=host,
-        path=path,
-        param="",
-        location=f"{uri}:{line}" if uri and line else (uri or ""),
-        description=description,
-        cwe=_cwe(rule, result),
-        references=references,
-        evidence=snippet,
-    )
+    severity = _severity(result, rule)
+    cwe = _cwe(rule, result)
+    status = "accepted_risk" if _suppressed(result) else None
+    locations = _list(result.get("locations"), f"{where}.locations") or [None]
+    for index, location in enumerate(locations):
+        uri, line, snippet = _location(location, f"{where}.locations[{index}]")
+        host, path = split_location(uri) if uri else ("", "")
+        if line:
+            path = f"{path}:{line}"
+        yield ParsedFinding(
+            scanner=scanner,
+            rule_id=rule_id,
+            title=title,
+            severity=severity,
+            host=host,
+            path=path,
+            param="",
+            location=f"{uri}:{line}" if uri and line else (uri or ""),
+            description=description,
+            cwe=cwe,
+            references=references,
+            evidence=snippet,
+            status=status,
+        )
 
 
 def _suppressed(result: dict) -> bool:
@@ -137,21 +167,19 @@ def _suppressed(result: dict) -> bool:
     return any(isinstance(s, dict) and s.get("status", "accepted") == "accepted" for s in suppressions)
 
 
-def _location(result: dict, where: str) -> tuple[str | None, int | None, str | None]:
-    locations = _list(result.get("locations"), f"{where}.locations")
-    if not locations:
+def _location(location, where: str) -> tuple[str | None, int | None, str | None]:
+    """(uri or logical name, start line, snippet) of one location; all None for no location."""
+    if location is None:
         return None, None, None
-    first = _obj(locations[0], f"{where}.locations[0]")
-    physical = _obj(first.get("physicalLocation"), f"{where}.locations[0].physicalLocation")
+    location = _obj(location, where)
+    physical = _obj(location.get("physicalLocation"), f"{where}.physicalLocation")
     if physical:
-        artifact = _obj(
-            physical.get("artifactLocation"), f"{where}.locations[0].physicalLocation.artifactLocation"
-        )
-        region = _obj(physical.get("region"), f"{where}.locations[0].physicalLocation.region")
+        artifact = _obj(physical.get("artifactLocation"), f"{where}.physicalLocation.artifactLocation")
+        region = _obj(physical.get("region"), f"{where}.physicalLocation.region")
         line = region.get("startLine")
         line = line if isinstance(line, int) and not isinstance(line, bool) and line > 0 else None
         return as_text(artifact.get("uri")), line, _text(region.get("snippet"))
-    for logical in _list(first.get("logicalLocations"), f"{where}.locations[0].logicalLocations"):
+    for logical in _list(location.get("logicalLocations"), f"{where}.logicalLocations"):
         if isinstance(logical, dict):
             name = as_text(logical.get("fullyQualifiedName")) or as_text(logical.get("name"))
             if name:

@@ -11,7 +11,8 @@ from services.config import API_PREFIX
 from services.extensions import db
 from services.models import Finding, FindingImport
 from tests.factories import MATRIX_READERS, MATRIX_ROLES, MATRIX_WRITERS, create_site, role_matrix
-from tests.services.test_imports import nuclei_report
+from tests.services.test_imports import EMPTY, REPORTS, nuclei_report
+from tests.services.test_parsers import HOSTILE_XML, SAMPLE_REPORTS
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"  # copies of ../shared/samples
 NUCLEI = (SAMPLES / "nuclei.jsonl").read_bytes()
@@ -146,6 +147,44 @@ def test_sarif_and_generic_reports_through_the_api(operator, site):
     ]
 
 
+@pytest.mark.parametrize("name", REPORTS)
+def test_every_scanner_format_through_the_api_detected_from_its_content(operator, site, name):
+    format, scanners, distinct = SAMPLE_REPORTS[name]
+    content = (SAMPLES / name).read_bytes()
+    body = imported(operator, site.id, content, filename=name)
+    assert (body["format"], body["scanner"], counts(body)) == (
+        format,
+        ",".join(scanners),
+        (distinct, 0, 0, 0),
+    )
+    assert counts(imported(operator, site.id, content, format=format)) == (0, 0, distinct, 0)
+    items = operator.get(f"/bugs?site_id={site.id}&per_page=100").get_json()["items"]
+    still_open = sum(item["status"] == "open" for item in items)
+    body = imported(operator, site.id, EMPTY.get(format, b""), format=format, close_missing="true")
+    assert counts(body) == (0, 0, 0, still_open) and body["findings_in_report"] == 0
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_XML))
+def test_hostile_xml_is_422_and_changes_nothing(operator, loaded, name):
+    before = state()
+    response = upload(
+        operator, loaded.id, HOSTILE_XML[name][0].encode(), filename="evil.xml", close_missing="true"
+    )
+    assert response.status_code == 422, response.get_json()
+    assert HOSTILE_XML[name][1] in response.get_json()["errors"]["file"][0]
+    assert state() == before
+
+
+def test_a_cut_xml_report_is_422_and_changes_nothing(operator, loaded):
+    before = state()
+    content = (SAMPLES / "burp.xml").read_bytes()
+    response = upload(
+        operator, loaded.id, content[: len(content) // 2], filename="burp.xml", close_missing="1"
+    )
+    assert response.status_code == 422 and "truncated" in response.get_json()["message"]
+    assert state() == before
+
+
 def test_a_generated_20000_finding_report_imports_in_one_request(operator, site):
     report = nuclei_report(20_000)
     body = imported(operator, site.id, report, filename="big.jsonl")
@@ -197,7 +236,7 @@ def test_malformed_reports_are_422_and_change_nothing(operator, loaded, content,
         (lambda site: {"data": {"site_id": "9" * 30, "file": (io.BytesIO(NUCLEI), "n")}}, "site_id"),
         (
             lambda site: {
-                "data": {"site_id": str(site.id), "format": "burp", "file": (io.BytesIO(NUCLEI), "n")}
+                "data": {"site_id": str(site.id), "format": "burpsuite", "file": (io.BytesIO(NUCLEI), "n")}
             },
             "format",
         ),

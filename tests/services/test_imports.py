@@ -17,6 +17,7 @@ from services.imports import ReportTooLarge, import_report, reconcile_findings
 from services.models import Finding, FindingImport
 from services.parsers.base import ParsedFinding
 from tests.factories import create_site, create_user
+from tests.services.test_parsers import HOSTILE_XML, SAMPLE_REPORTS, Endless
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"  # copies of ../shared/samples
 NUCLEI = (SAMPLES / "nuclei.jsonl").read_bytes()
@@ -342,3 +343,103 @@ def test_reconcile_findings_unknown_severity_is_normalised(site):
     (stored,) = findings(site.id)
     assert (stored.severity, stored.severity_rank) == ("medium", 2)
     assert stored.first_seen_at > datetime.now(UTC) - timedelta(minutes=1)
+
+
+# -- every scanner format ----------------------------------------------------------------------------
+
+
+REPORTS = sorted(name for name, (_, _, distinct) in SAMPLE_REPORTS.items() if distinct)
+# What the scanner writes when it finds nothing (ZAP and Nikto write structure; others a zero-byte file).
+EMPTY = {
+    "zap": (SAMPLES / "zap-empty.xml").read_bytes(),
+    "nikto": (SAMPLES / "nikto-empty.xml").read_bytes(),
+    "sarif": json.dumps(
+        {"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "gitleaks"}}, "results": []}]}
+    ).encode(),
+}
+
+
+@pytest.mark.parametrize("name", REPORTS)
+def test_every_format_imports_again_without_creating_and_an_empty_scan_closes_what_is_open(site, name):
+    format, scanners, distinct = SAMPLE_REPORTS[name]
+    data = (SAMPLES / name).read_bytes()
+    first = run(site, data, filename=name)
+    assert counts(first) == (distinct, 0, 0, 0)
+    assert (first.format, first.scanner, first.findings_in_report) == (format, ",".join(scanners), distinct)
+    stored = findings(site.id)
+    assert len(stored) == distinct and {f.scanner for f in stored} == set(scanners)
+    still_open = [f.id for f in stored if f.status == "open"]
+
+    again = run(site, data)
+    assert counts(again) == (0, 0, distinct, 0)
+    assert [f.id for f in findings(site.id)] == [f.id for f in stored]
+
+    empty = run(site, EMPTY.get(format, b""), format=format, close_missing=True)
+    assert counts(empty) == (0, 0, 0, len(still_open)) and empty.findings_in_report == 0
+    assert sorted(f.id for f in findings(site.id, status="fixed")) == sorted(still_open)
+    assert counts(run(site, data)) == (0, len(still_open), distinct - len(still_open), 0)
+
+
+@pytest.mark.parametrize("name", REPORTS)
+def test_every_format_cut_short_is_refused_and_changes_nothing(site, name):
+    format = SAMPLE_REPORTS[name][0]
+    data = (SAMPLES / name).read_bytes()
+    run(site, data)
+    first = findings(site.id)[0].id
+    db.session.execute(sa.update(Finding).where(Finding.id == first).values(status="fixed"))
+    db.session.commit()
+    before = snapshot(site.id)
+    for given in (None, format):
+        with pytest.raises(Invalid) as caught:
+            run(site, data[: len(data) * 2 // 3], format=given, close_missing=True)
+        assert caught.value.errors["file"]
+    assert snapshot(site.id) == before
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(FindingImport)) == 1
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_XML))
+def test_hostile_xml_is_refused_and_changes_nothing(site, name):
+    run(site, (SAMPLES / "zap.xml").read_bytes())
+    before = snapshot(site.id)
+    with pytest.raises(Invalid, match=HOSTILE_XML[name][1]):
+        run(site, HOSTILE_XML[name][0].encode(), close_missing=True)
+    assert snapshot(site.id) == before
+
+
+def test_a_gigabyte_of_nesting_is_refused_without_reading_it(site):
+    stream = Endless(b'<?xml version="1.0"?><OWASPZAPReport>', b"<site>", 1 << 30)
+    with pytest.raises(Invalid, match="nests elements more than 64 deep"):
+        import_report(site, stream, close_missing=True)
+    assert stream.read_bytes <= 2 << 20  # the first buffer's worth, of a gigabyte
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(FindingImport)) == 0
+
+
+def test_findings_the_scanner_triaged_take_that_status_unless_a_person_triaged_them(site):
+    burp = (SAMPLES / "burp.xml").read_bytes()
+    record = run(site, burp)
+    assert counts(record) == (4, 0, 0, 0)
+    assert findings(site.id, rule_id="1049088")[0].status == "false_positive"  # "False positive" in Burp
+
+    gitleaks = json.loads((SAMPLES / "gitleaks.sarif").read_text())
+    run(site, json.dumps(gitleaks).encode())
+    suppressed = findings(site.id, scanner="gitleaks", path="docs/example.env:2")[0]
+    assert suppressed.status == "accepted_risk"
+
+    # Suppressed later in the code: the open finding becomes accepted_risk, a fixed one too; one a
+    # person marked false positive stays so.
+    results = gitleaks["runs"][0]["results"]
+    results[0]["suppressions"] = [{"kind": "inSource"}]
+    results[1]["suppressions"] = [{"kind": "external", "status": "accepted"}]
+    set_status(site.id, "private-key", "fixed")  # the first of the two private-key findings
+    person = findings(site.id, rule_id="private-key")[1]
+    person.status = "false_positive"
+    db.session.commit()
+    record = run(site, json.dumps(gitleaks).encode(), close_missing=True)
+    assert counts(record) == (0, 0, 5, 0)
+    by_path = {f.path: f for f in findings(site.id, scanner="gitleaks")}
+    assert by_path["config/settings.py:12"].status == "accepted_risk"
+    assert (
+        by_path["deploy/id_rsa:1"].status == "accepted_risk" and by_path["deploy/id_rsa:1"].fixed_at is None
+    )
+    assert by_path["deploy/backup/id_rsa:1"].status == "false_positive"
+    assert by_path["tests/fixtures/users.json:3"].status == "open"

@@ -20,6 +20,7 @@ from sync import inbox as inbox_module
 from sync import retention
 from sync.inbox import Inbox
 from tests.factories import create_site
+from tests.services.test_parsers import HOSTILE_XML, SAMPLE_REPORTS, SAMPLES
 
 
 def report(*rules: str) -> bytes:
@@ -98,6 +99,56 @@ def test_files_being_written_are_left_alone(inbox, site):
     past = time.time() - 60
     os.utime(directory / "upload.json", (past, past))
     assert [p.name for p in inbox.pending()] == ["upload.json"]
+
+
+def test_every_scanner_format_dropped_in_the_inbox_is_imported(inbox, site, operator, tmp_path):
+    directory = inbox.root / str(site.id)
+    names = [
+        "zap.xml",
+        "burp.xml",
+        "nikto.xml",
+        "xray.json",
+        "wapiti.xml",
+        "gitleaks.sarif",
+        "nuclei-v2.jsonl",
+    ]
+    for age, name in enumerate(reversed(names), 60):  # oldest first: imported in this order
+        drop(directory, name, (SAMPLES / name).read_bytes(), age_s=age)
+    assert inbox.run() == {"imported": len(names)}
+    records = operator.get(f"/bugs/imports?site_id={site.id}&per_page=20").get_json()["items"][::-1]
+    assert [(r["filename"], r["format"], r["created"]) for r in records] == [
+        (name, SAMPLE_REPORTS[name][0], SAMPLE_REPORTS[name][2]) for name in names
+    ]
+    assert sorted(p.name for p in (tmp_path / "processed" / str(site.id)).iterdir()) == sorted(names)
+
+
+def test_a_format_named_in_the_file_name_is_the_reports_format(inbox, site, tmp_path):
+    directory = inbox.root / str(site.id)
+    drop(directory, "nightly.nikto.json", b"", age_s=90)  # an empty scan: named, so it is one
+    drop(directory, "scan.json", b"", age_s=80)  # empty, and nothing says of what
+    drop(directory, "report.zap.json", (SAMPLES / "nuclei.jsonl").read_bytes(), age_s=70)
+    assert inbox.run() == {"imported": 1, "failed": 2}
+    record = db.session.scalars(sa.select(FindingImport)).one()
+    assert (record.filename, record.format, record.scanner, record.findings_in_report) == (
+        "nightly.nikto.json",
+        "nikto",
+        "nikto",
+        0,
+    )
+    failed = tmp_path / "failed" / str(site.id)
+    assert "nothing tells its format" in (failed / "scan.json.reason.txt").read_text()
+    assert (
+        "sent as zap but its content is a nuclei report"
+        in (failed / "report.zap.json.reason.txt").read_text()
+    )
+
+
+def test_hostile_xml_in_the_inbox_goes_to_failed_with_its_reason(inbox, site, tmp_path):
+    content, message = HOSTILE_XML["billion laughs"]
+    drop(inbox.root / str(site.id), "evil.xml", content.encode())
+    assert inbox.run() == {"failed": 1}
+    assert message in (tmp_path / "failed" / str(site.id) / "evil.xml.reason.txt").read_text()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(FindingImport)) == 0
 
 
 def test_a_file_committed_before_a_crash_is_only_moved(inbox, site, tmp_path):

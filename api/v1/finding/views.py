@@ -67,8 +67,10 @@ class FindingImports(MethodView):
     def post(self, form, files):
         """Import a scanner report (multipart: file, site_id, format, close_missing)
 
-        Formats: nuclei (JSON lines or array), zap (traditional JSON), sarif (2.1.0), generic
-        ({"findings": [...]}). A malformed report is refused with 422 and changes nothing.
+        Formats: nuclei (JSON lines or array), zap (traditional JSON or XML, xml-plus), sarif (2.1.0),
+        burp (issues XML), nikto (JSON or XML), xray (JSON), wapiti (JSON or XML), generic
+        ({"findings": [...]}). A malformed report is refused with 422 and changes nothing; an empty one
+        (with its format given when it is a zero-byte file) is a scan that found nothing.
         """
         upload = files["file"]
         return imports.import_upload(
