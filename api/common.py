@@ -9,8 +9,8 @@ from marshmallow import Schema, ValidationError, fields, validate
 from werkzeug.routing import BaseConverter
 
 from services.extensions import db
+from services.schemas import MAX_ID, Id, Str  # noqa: F401 - Id and Str are shared with the console
 
-MAX_ID = 2**63 - 1
 MAX_PER_PAGE = 100
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 12, 31, tzinfo=UTC)
@@ -33,20 +33,6 @@ class IdConverter(BaseConverter):
         return str(value)
 
 
-class Str(fields.String):
-    """A string the database can store: no lone surrogates or NUL characters."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if "\x00" in text:
-            raise ValidationError("must not contain NUL characters")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ValidationError("must be valid Unicode text") from exc
-        return text
-
-
 class UTCDate(fields.DateTime):
     """An ISO 8601 time; a naive value is taken as UTC. Kept within 1970..9999."""
 
@@ -57,10 +43,6 @@ class UTCDate(fields.DateTime):
         if not (EARLIEST <= parsed <= LATEST):
             raise ValidationError("must be between 1970 and 9999")
         return parsed.astimezone(UTC)
-
-
-def Id(**kwargs):  # noqa: N802 - reads like a field class
-    return fields.Integer(strict=False, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
 class PageArgs(Schema):

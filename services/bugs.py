@@ -12,7 +12,7 @@ from sqlalchemy.orm import defer
 
 from services.errors import NotFound
 from services.extensions import db
-from services.models import SEVERITY_RANK, BugImport, Finding, User
+from services.models import ACTIVE_STATUSES, SEVERITY_RANK, BugImport, Finding, User
 from services.sites import get_site, invalidate_site, only_visible_sites
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ SORTS = {
     "-id": (Finding.id.desc(),),
 }
 DEFAULT_SORT = "-severity"
+SEVERITY_NAMES = {rank: name for name, rank in SEVERITY_RANK.items()}
 
 
 def _escape_like(text: str) -> str:
@@ -114,3 +115,18 @@ def get_import(user: User, import_id: int) -> BugImport:
     except NotFound:
         raise NotFound(f"import {import_id} not found") from None
     return record
+
+
+def open_counts(user: User, site_ids: list[int]) -> dict[int, dict[str, int]]:
+    """{site_id: {severity: open or confirmed findings}} for the given sites the user may see, read off
+    the (site_id, status, severity_rank) index in one grouped query."""
+    if not site_ids:
+        return {}
+    query = sa.select(Finding.site_id, Finding.severity_rank, sa.func.count()).where(
+        Finding.site_id.in_(site_ids), Finding.status.in_(ACTIVE_STATUSES)
+    )
+    query = only_visible_sites(query, Finding.site_id, user).group_by(Finding.site_id, Finding.severity_rank)
+    counts: dict[int, dict[str, int]] = {}
+    for site_id, rank, count in db.session.execute(query).all():
+        counts.setdefault(site_id, {})[SEVERITY_NAMES[rank]] = count
+    return counts

@@ -108,3 +108,14 @@ def _site_url(event: TamperEvent) -> str:
     from services.models import Site
 
     return db.session.get(Site, event.site_id).url
+
+
+def open_counts(user: User, site_ids: list[int]) -> dict[int, int]:
+    """{site_id: number of open events} for the given sites the user may see (one grouped query)."""
+    if not site_ids:
+        return {}
+    query = sa.select(TamperEvent.site_id, sa.func.count()).where(
+        TamperEvent.site_id.in_(site_ids), TamperEvent.status == "open"
+    )
+    query = only_visible_sites(query, TamperEvent.site_id, user).group_by(TamperEvent.site_id)
+    return {site_id: count for site_id, count in db.session.execute(query).all()}

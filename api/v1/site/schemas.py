@@ -1,17 +1,8 @@
-from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+from marshmallow import Schema, fields, validate
 
 from api.common import Id, PageArgs, Str
 from services.models import PERMISSIONS, SITE_STATES
-from services.sites import parse_status_ranges
-from services.tamper_detect import compile_ignore_pattern
-
-
-def _regex_list(patterns):
-    for pattern in patterns:
-        try:
-            compile_ignore_pattern(pattern)
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from exc
+from services.schemas import SiteUpdateSchema, SiteWriteSchema  # noqa: F401 - the views take them from here
 
 
 class SiteSchema(Schema):
@@ -36,55 +27,6 @@ class SiteSchema(Schema):
     tls_expires_at = fields.DateTime(dump_only=True, allow_none=True)
     created_at = fields.DateTime(dump_only=True)
     updated_at = fields.DateTime(dump_only=True)
-
-
-class SiteWriteSchema(Schema):
-    """The fields a client sets. Every one is optional on PATCH (partial=True)."""
-
-    name = Str(required=True, validate=validate.Length(min=1, max=200))
-    url = Str(
-        required=True,
-        validate=[
-            validate.Length(max=2048),
-            validate.URL(schemes={"http", "https"}, require_tld=False, error="must be an http(s) URL"),
-        ],
-    )
-    check_interval_s = fields.Integer(load_default=60, validate=validate.Range(min=10, max=86400))
-    timeout_s = fields.Integer(load_default=10, validate=validate.Range(min=1, max=120))
-    accepted_status = Str(load_default="200-399", validate=validate.Length(min=3, max=100))
-    keyword = Str(load_default=None, allow_none=True, validate=validate.Length(min=1, max=255))
-    keyword_absent = fields.Boolean(load_default=False)
-    max_retries = fields.Integer(load_default=0, validate=validate.Range(min=0, max=20))
-    tamper_enabled = fields.Boolean(load_default=False)
-    tamper_threshold = fields.Float(load_default=0.05, validate=validate.Range(min=0, max=1))
-    tamper_ignore = fields.List(
-        Str(validate=validate.Length(min=1, max=500)), load_default=list, validate=validate.Length(max=50)
-    )
-    forbidden_keywords = fields.List(
-        Str(validate=validate.Length(min=1, max=200)), load_default=list, validate=validate.Length(max=100)
-    )
-    paused = fields.Boolean(load_default=False)
-
-    @validates("accepted_status")
-    def _accepted_status(self, value, **_):
-        try:
-            parse_status_ranges(value)
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from exc
-
-    @validates("tamper_ignore")
-    def _tamper_ignore(self, value, **_):
-        _regex_list(value)
-
-    @validates_schema
-    def _timeout_within_interval(self, data, partial=None, **_):
-        timeout, interval = data.get("timeout_s"), data.get("check_interval_s")
-        if timeout is not None and interval is not None and timeout > interval:
-            raise ValidationError("must not exceed check_interval_s", field_name="timeout_s")
-
-
-class SiteUpdateSchema(SiteWriteSchema):
-    """PATCH body: any subset of the writable fields (used with partial=True)."""
 
 
 class SiteQueryArgs(PageArgs):
