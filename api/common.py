@@ -1,14 +1,13 @@
 """Pieces every resource uses: safe fields, paging, the current user."""
 
-import ipaddress
 from datetime import UTC, datetime
 
-import sqlalchemy as sa
-from flask import g, request
+from flask import g
 from marshmallow import Schema, ValidationError, fields, validate
 from werkzeug.routing import BaseConverter
 
-from services.extensions import db
+from services.clients import client_address  # noqa: F401 - the API and the console limit logins by it
+from services.paging import paginate  # noqa: F401 - shared with the console
 from services.schemas import MAX_ID, Id, Str  # noqa: F401 - Id and Str are shared with the console
 
 MAX_PER_PAGE = 100
@@ -69,58 +68,9 @@ def page_of(item_schema: type[Schema]) -> type[Schema]:
     return _page_schemas[name]
 
 
-def paginate(query: sa.Select, args: dict, count_query: sa.Select | None = None) -> dict:
-    """Run `query` for one page. `count_query` may be a cheaper equivalent for the total."""
-    page, per_page = args["page"], args["per_page"]
-    offset = (page - 1) * per_page
-    items = db.session.scalars(query.limit(per_page).offset(offset)).all()
-    if len(items) < per_page and (items or page == 1):
-        # A short page is the last one: the total is known without a COUNT (which on a big table costs
-        # far more than the page itself). Past the end (an empty page > 1) it still has to be counted.
-        total = offset + len(items)
-    else:
-        counted = count_query if count_query is not None else query.order_by(None)
-        total = db.session.scalar(sa.select(sa.func.count()).select_from(counted.subquery()))
-    return {"items": items, "total": total, "page": page, "per_page": per_page}
-
-
 def current_user():
     return g.current_user
 
 
 def current_token():
     return g.current_token
-
-
-def client_address() -> str:
-    """The address of the client, for per-client limits.
-
-    nginx passes the real client address in X-Real-IP. The header is taken only from a peer on a
-    loopback or private address (nginx in compose, under supervisor or on the host): a client that
-    reaches gunicorn directly could otherwise send a new X-Real-IP with every request and never be
-    limited."""
-    peer = request.remote_addr or ""
-    forwarded = request.headers.get("X-Real-IP", "").strip()
-    if forwarded and _is_proxy_address(peer):
-        return forwarded[:64]
-    return peer or "-"
-
-
-# Loopback and the private ranges (RFC 1918, IPv6 unique local) where nginx and the api meet. Not
-# `ipaddress.is_private`, which also counts the documentation ranges and others that can be public.
-PROXY_NETWORKS = tuple(
-    ipaddress.ip_network(network)
-    for network in ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "::1/128", "fc00::/7")
-)
-
-
-def _is_proxy_address(address: str) -> bool:
-    if not address:
-        return True  # no peer address: a unix socket, so a process on this host
-    try:
-        parsed = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    if parsed.version == 6 and parsed.ipv4_mapped is not None:
-        parsed = parsed.ipv4_mapped
-    return any(parsed in network for network in PROXY_NETWORKS)
