@@ -13,6 +13,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 
 from services.models import EVENT_STATUSES, FINDING_STATUSES, FORMATS, ROLES
 
@@ -70,13 +71,13 @@ class UserCreateForm(FlaskForm):
     username = StringField(_l("Username"))
     password = PasswordField(_l("Password"))
     email = StringField(_l("Email"))
-    role = SelectField(_l("Role"), choices=[(role, role) for role in ROLES], default="viewer")
+    role = SelectField(_l("Role"), choices=list(ROLES), default="viewer")
 
 
 class UserEditForm(FlaskForm):
     username = StringField(_l("Username"))
     email = StringField(_l("Email"))
-    role = SelectField(_l("Role"), choices=[(role, role) for role in ROLES])
+    role = SelectField(_l("Role"), choices=list(ROLES))
     is_active = BooleanField(_l("Active"))
     password = PasswordField(_l("New password (leave empty to keep it)"))
 
@@ -93,20 +94,18 @@ class StatusPageForm(FlaskForm):
 
 
 class EventForm(FlaskForm):
-    status = SelectField(_l("Status"), choices=[(status, status) for status in EVENT_STATUSES])
+    status = SelectField(_l("Status"), choices=list(EVENT_STATUSES))
     note = TextAreaField(_l("Note"))
 
 
 class FindingForm(FlaskForm):
-    status = SelectField(_l("Status"), choices=[(status, status) for status in FINDING_STATUSES])
+    status = SelectField(_l("Status"), choices=list(FINDING_STATUSES))
     note = TextAreaField(_l("Note"))
 
 
 class ImportForm(FlaskForm):
     file = FileField(_l("Report file"))
-    format = SelectField(
-        _l("Format"), choices=[("", _l("detect from the content"))] + [(name, name) for name in FORMATS]
-    )
+    format = SelectField(_l("Format"), choices=[SelectChoice("", _l("detect from the content")), *FORMATS])
     close_missing = BooleanField(_l("Mark the open findings this report no longer lists as fixed"))
 
 

@@ -13,7 +13,7 @@ from services import bugs, dashboard, imports, sites, tamper, usability
 from services.bugs import DEFAULT_SORT, SORTS
 from services.errors import Conflict, DomainError, Invalid
 from services.extensions import db
-from services.models import FINDING_STATUSES, SEVERITIES, SITE_STATES
+from services.models import FINDING_STATUSES, FORMATS, SEVERITIES, SITE_STATES
 from services.paging import paginate
 from services.schemas import SiteWriteSchema
 
@@ -283,7 +283,7 @@ def site_import(site_id):
     report_format = request.form.get("format") or None
     if upload is None or not upload.filename:
         apply_errors(form, {"file": [_("Choose a report file.")]})
-    elif report_format is not None and report_format not in dict(form.format.choices):
+    elif report_format is not None and report_format not in FORMATS:
         apply_errors(form, {"format": [_("Unknown format.")]})
     else:
         try:
