@@ -10,7 +10,7 @@ from pathlib import Path
 
 from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
-from flask_babel import Babel
+from flask_babel import Babel, refresh
 from flask_wtf.csrf import CSRFProtect
 
 HERE = Path(__file__).resolve().parent
@@ -58,6 +58,9 @@ def init_app(app: Flask) -> None:
     app.session_interface = SessionInterface()
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
+    # Flask-Babel caches the locale on `g`, which outlives a request when an app context was already
+    # pushed (the tests' clients): choose it again for every request.
+    app.before_request(refresh)
 
     from console import filters
     from console.views import bp
