@@ -8,9 +8,9 @@ logged-in user's permissions.
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Flask, request
+from flask import Flask, g, request
 from flask.sessions import SecureCookieSessionInterface
-from flask_babel import Babel, refresh
+from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 
 HERE = Path(__file__).resolve().parent
@@ -41,6 +41,13 @@ def select_locale() -> str:
     return request.accept_languages.best_match(list(LANGUAGES), default="en")
 
 
+def _forget_request_state() -> None:
+    """Flask-Babel caches the locale and Flask-WTF the CSRF token on `g`, which outlives a request when
+    an app context was pushed before it (the tests' clients): start every request without them."""
+    g.pop("_flask_babel", None)
+    g.pop("csrf_token", None)
+
+
 def init_app(app: Flask) -> None:
     app.config.setdefault("SESSION_COOKIE_NAME", "cloudeye_session")
     app.config["SESSION_COOKIE_HTTPONLY"] = True
@@ -58,9 +65,7 @@ def init_app(app: Flask) -> None:
     app.session_interface = SessionInterface()
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
-    # Flask-Babel caches the locale on `g`, which outlives a request when an app context was already
-    # pushed (the tests' clients): choose it again for every request.
-    app.before_request(refresh)
+    app.before_request(_forget_request_state)
 
     from console import filters
     from console.views import bp
