@@ -1,6 +1,7 @@
 """Status pages: managing them (logged in) and the public pages and badges (no login, cached)."""
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 
@@ -8,6 +9,7 @@ from console.auth import current_user, login_required
 from console.forms import StatusPageForm, apply_errors
 from console.views import bp
 from services import sites, status_pages
+from services.cache import Memo
 from services.errors import Conflict, Invalid, NotFound
 from services.extensions import db
 from services.schemas import StatusPageWriteSchema
@@ -107,13 +109,34 @@ def status_page_delete(page_id):
 # --- public ------------------------------------------------------------------------------------------
 
 
+# Rendered once per page version and language in each process: a burst of visitors costs a cache read.
+_rendered = Memo()
+
+
 @bp.get("/status/<slug>")
 def public_status(slug):
     page = status_pages.public_status(slug)
-    response = Response(render_template("console/public_status.html", page=page))
+    locale = str(get_locale())
+    raw, compressed = _rendered.get_or_make(
+        ("status", slug, locale, page["generated_at"]),
+        lambda: Memo.encoded(render_template("console/public_status.html", page=page)),
+    )
+    response = encoded_response(raw, compressed, "text/html")
     response.headers["Cache-Control"] = f"public, max-age={PUBLIC_MAX_AGE}"
     response.vary.add("Accept-Language")
     response.vary.add("Cookie")
+    return response
+
+
+def encoded_response(raw: bytes, compressed: bytes, mimetype: str) -> Response:
+    """The body gzipped once in advance when the client accepts it (nginx passes it on as it is), so a
+    big page is not compressed again for every visitor."""
+    if request.accept_encodings["gzip"]:
+        response = Response(compressed, mimetype=mimetype)
+        response.headers["Content-Encoding"] = "gzip"
+    else:
+        response = Response(raw, mimetype=mimetype)
+    response.vary.add("Accept-Encoding")
     return response
 
 
@@ -132,14 +155,17 @@ def badge(slug, site_id):
     colour = BADGE_COLOURS.get(site["state"], "#6e7781")
     label = "uptime"
     label_width, value_width = 6 * len(label) + 12, 7 * len(value) + 12
-    svg = render_template(
-        "console/badge.svg",
-        label=label,
-        value=value,
-        colour=colour,
-        label_width=label_width,
-        value_width=value_width,
-        name=site["name"],
+    svg = _rendered.get_or_make(
+        ("badge", slug, site_id, value, colour, site["name"]),
+        lambda: render_template(
+            "console/badge.svg",
+            label=label,
+            value=value,
+            colour=colour,
+            label_width=label_width,
+            value_width=value_width,
+            name=site["name"],
+        ),
     )
     response = Response(svg, mimetype="image/svg+xml")
     response.headers["Cache-Control"] = f"public, max-age={PUBLIC_MAX_AGE}"

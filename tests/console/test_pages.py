@@ -667,3 +667,16 @@ def test_assets_are_fingerprinted_and_cached_long(client):
     )
     assert client.get("/assets/nope.css").status_code == 404
     assert client.get("/assets/../../services/config.py").status_code == 404
+
+
+def test_public_pages_are_gzipped_once_for_clients_that_accept_it(client, seeded):
+    import gzip
+
+    plain = client.get("/status/owned")
+    packed = client.get("/status/owned", headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert packed.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in packed.headers["Vary"]
+    assert gzip.decompress(packed.get_data()) == plain.get_data()
+    assert "Content-Encoding" not in plain.headers
+    twin = client.get("/api/cloudeye/v1/public/status/owned", headers={"Accept-Encoding": "gzip"})
+    assert twin.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(twin.get_data()) == client.get("/api/cloudeye/v1/public/status/owned").get_data()

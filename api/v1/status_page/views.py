@@ -1,3 +1,6 @@
+import json
+
+from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -10,6 +13,7 @@ from api.v1.status_page.schemas import (
     StatusPageWriteSchema,
 )
 from services import status_pages
+from services.cache import Memo
 
 blp = Blueprint(
     "status_page", __name__, url_prefix="/status-pages", description="Public status pages of some sites"
@@ -60,4 +64,19 @@ class StatusPageById(MethodView):
 @public_blp.alt_response(404, description="no status page has this slug")
 def public_status(slug):
     """A status page's sites: names, states, 90 days of daily uptime, recent incidents (no login)"""
-    return status_pages.public_status(slug)
+    page = status_pages.public_status(slug)
+    # Serialized (and gzipped) once per version of the page in each process: a burst of visitors costs a
+    # cache read.
+    raw, compressed = _serialized.get_or_make(
+        (slug, page["generated_at"]),
+        lambda: Memo.encoded(json.dumps(PublicStatusSchema().dump(page), separators=(",", ":"))),
+    )
+    response = current_app.response_class(raw, mimetype="application/json")
+    if request.accept_encodings["gzip"]:
+        response.set_data(compressed)
+        response.headers["Content-Encoding"] = "gzip"
+    response.vary.add("Accept-Encoding")
+    return response
+
+
+_serialized = Memo()
