@@ -179,4 +179,4 @@ translations: venv ## after changing the console's texts: extract them, update t
 screenshots: venv ## the README's screenshots of the console (docs/console-*.png), made by the browser tests
 	scripts/ensure-services.sh
 	scripts/ensure-browser.sh
-	CLOUDEYE_SCREENSHOTS=1 $(VENV)/bin/pytest tests/console/test_browser.py -k operator -q
+	CLOUDEYE_SCREENSHOTS=1 $(VENV)/bin/pytest tests/console/test_browser.py -k screenshots -q

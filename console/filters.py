@@ -113,9 +113,11 @@ def sparkline(values: list, width: int = 120, height: int = 28) -> str:
         return ""
     top = max(value for _, value in known) or 1.0
     step = width / max(1, len(values) - 1)
-    return " ".join(
-        f"{index * step:.1f},{height - 2 - (value / top) * (height - 4):.1f}" for index, value in known
-    )
+    points = [(index * step, height - 2 - (value / top) * (height - 4)) for index, value in known]
+    if len(points) == 1:  # one hour of data: a short stroke, so that it shows
+        x, y = points[0]
+        points.insert(0, (max(0.0, x - 4), y))
+    return " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
 
 
 def can_create_sites(user) -> bool:

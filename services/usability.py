@@ -397,7 +397,8 @@ def hourly_latency(site_ids: list[int], hours: int = 24, now: datetime | None = 
 
 def response_series(user: User, site_id: int, window: str) -> dict:
     """The response-time chart of one site: raw checks over 24h, hourly averages over 7d and 30d.
-    Points are [unix seconds, response ms or None (down), share of checks up (0..1)]."""
+    Points are [unix seconds, response ms or None (down), share of checks up (0..1)]; `from` and `to`
+    (unix seconds) bound the window."""
     if window not in SERIES_WINDOWS:
         raise ValueError(f"window must be one of {SERIES_WINDOWS}")
     site = get_site(user, site_id)
@@ -436,4 +437,10 @@ def response_series(user: User, site_id: int, window: str) -> dict:
             ]
             for row in rows
         ]
-    return {"site_id": site.id, "window": window, "points": points}
+    return {
+        "site_id": site.id,
+        "window": window,
+        "from": int((now - UPTIME_WINDOWS[window]).timestamp()),
+        "to": int(now.timestamp()),
+        "points": points,
+    }

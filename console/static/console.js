@@ -21,7 +21,8 @@ document.addEventListener("submit", function (event) {
     return { width: Math.max(300, box.clientWidth), height: 260 };
   }
 
-  function draw(points) {
+  function draw(body) {
+    var points = body.points;
     if (plot) { plot.destroy(); plot = null; }
     box.textContent = "";
     if (!points.length) {
@@ -49,7 +50,10 @@ document.addEventListener("submit", function (event) {
         { label: "ms", size: 60 },
         { side: 1, scale: "%", label: "%", grid: { show: false }, size: 50 }
       ],
-      scales: { "%": { range: [0, 100] } }
+      scales: {
+        x: { time: true, range: function () { return [body.from, body.to]; } },
+        "%": { range: [0, 100] }
+      }
     }, data, box);
   }
 
@@ -61,7 +65,7 @@ document.addEventListener("submit", function (event) {
         if (!response.ok) throw new Error("HTTP " + response.status);
         return response.json();
       })
-      .then(function (body) { draw(body.points); })
+      .then(draw)
       .catch(function (error) { box.textContent = String(error); })
       .finally(function () { box.removeAttribute("aria-busy"); box.setAttribute("data-loaded", windowName); });
   }

@@ -2,13 +2,16 @@
 must raise no console error and no Content-Security-Policy violation (checked by the `browse` fixture
 after every test)."""
 
+import math
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from services import status_pages
 from services.extensions import db
-from services.models import Finding, Site, TamperEvent
+from services.models import Finding, Incident, Site, TamperEvent, UsabilityCheck, UsabilityRollup
+from services.usability import day_start, hour_start
 from tests.console.conftest import login
 from tests.factories import create_site, create_user, share
 from tests.sync.conftest import WebServer
@@ -40,7 +43,7 @@ def run_worker(worker) -> None:
     db.session.expire_all()
 
 
-def test_an_operator_watches_a_site_from_login_to_logout(ctx, browse, web, worker, screenshots):
+def test_an_operator_watches_a_site_from_login_to_logout(ctx, browse, web, worker):
     operator = create_user("operator")
     page, _ = browse()
     login(page, operator)
@@ -114,7 +117,6 @@ def test_an_operator_watches_a_site_from_login_to_logout(ctx, browse, web, worke
     # The chart's other windows load from their JSON.
     page.click("[data-test=chart-windows] a[data-window='7d']")
     page.wait_for_selector(".chart[data-loaded='7d'] canvas")
-    page.screenshot(path=str(screenshots / "console-site.png"), full_page=False)
 
     page.goto("/")
     row = page.locator("[data-test=sites] tbody tr").first
@@ -122,7 +124,6 @@ def test_an_operator_watches_a_site_from_login_to_logout(ctx, browse, web, worke
     assert row.locator(".uptime-bar rect").count() == 90
     assert row.locator(".sparkline polyline").count() == 1
     assert row.locator(".severities .sev-medium").inner_text().isdigit()  # open findings by severity
-    page.screenshot(path=str(screenshots / "console-overview.png"), full_page=False)
 
     page.click("[data-test=logout]")
     page.wait_for_url("**/login")
@@ -256,3 +257,78 @@ def test_a_wrong_password_shows_the_form_again(ctx, browse):
     page.click("[data-test=login]")
     assert page.locator(".flash.error").inner_text() == "Invalid username or password."
     assert page.locator("input[name=username]").input_value() == user.username
+
+
+def seed_history(site: Site, seed: int, latency: float) -> None:
+    """90 days of daily uptime, 30 days of hourly rollups and 24 hours of checks every 10 minutes, with
+    a dip or two: what a site looks like after a season of monitoring."""
+    now = datetime.now(UTC)
+    today = day_start(now)
+    rows = []
+    for day in range(90):
+        down = 14 if (day * 7 + seed) % 23 == 0 else (3 if (day + seed) % 11 == 0 else 0)
+        rows.append(
+            UsabilityRollup(site_id=site.id, period="day", bucket_start=today - timedelta(days=day),
+                            checks_total=1440, checks_up=1440 - down * (1 + seed % 3))
+        )  # fmt: skip
+    current = hour_start(now)
+    for hour in range(30 * 24):
+        wave = latency * (1 + 0.35 * math.sin((hour + seed) / 5.0) + 0.1 * ((hour * 13 + seed) % 7) / 7)
+        rows.append(
+            UsabilityRollup(site_id=site.id, period="hour", bucket_start=current - timedelta(hours=hour),
+                            checks_total=60, checks_up=60 - (hour % 97 == seed), latency_sum_ms=60 * wave, latency_count=60,
+                            latency_max_ms=wave * 2)
+        )  # fmt: skip
+    for step in range(144):
+        at = now - timedelta(minutes=10 * step)
+        ms = latency * (1 + 0.3 * math.sin(step / 9.0 + seed) + 0.25 * ((step * 7 + seed) % 5) / 5)
+        rows.append(
+            UsabilityCheck(site_id=site.id, due_at=at, checked_at=at, status="up", http_status=200,
+                           response_ms=round(ms, 1))
+        )  # fmt: skip
+    rows.append(
+        Incident(site_id=site.id, started_at=now - timedelta(days=3 + seed, hours=2),
+                 ended_at=now - timedelta(days=3 + seed, hours=1, minutes=40), cause="timeout: no answer in 10 s")
+    )  # fmt: skip
+    db.session.add_all(rows)
+    db.session.commit()
+
+
+def test_screenshots_of_a_console_with_history(ctx, browse, screenshots):
+    """The README's pictures (make screenshots writes them to docs/): several sites with a season of
+    history, findings and an open tamper event; the pages must draw every chart without an error."""
+    operator = create_user("operator", username="alice")
+    sites = []
+    for seed, (name, state, latency) in enumerate(
+        [("Shop", "up", 180), ("Blog", "up", 95), ("API gateway", "up", 60), ("Payments", "pending", 240),
+         ("Intranet wiki", "down", 130), ("Docs", "up", 75)]
+    ):  # fmt: skip
+        site = create_site(operator, name=name, url=f"https://{name.lower().replace(' ', '-')}.example.com/",
+                           state=state, tamper_enabled=True, last_checked_at=datetime.now(UTC), tls_expires_at=datetime.now(UTC) + timedelta(days=40 + seed * 9))  # fmt: skip
+        seed_history(site, seed, latency)
+        sites.append(site)
+    shop = sites[0]
+    db.session.add(Incident(site_id=sites[4].id, started_at=datetime.now(UTC) - timedelta(minutes=25),
+                            cause="refused: connection refused"))  # fmt: skip
+    db.session.add(TamperEvent(site_id=shop.id, status="open", severity="high", change_ratio=0.21,
+                               forbidden_found=["casino"], diff="--- baseline\n+++ current\n@@ -1,2 +1,2 @@\n <h1>Shop</h1>\n-<p>Spring sale</p>\n+<p>Best online casino</p>"))  # fmt: skip
+    for index, (severity, rank) in enumerate(
+        [("critical", 4), ("high", 3), ("high", 3), ("medium", 2), ("low", 1), ("info", 0)]
+    ):
+        for site in sites[: 6 - index]:
+            db.session.add(Finding(site_id=site.id, scanner="nuclei", dedup_key=f"{index}-{site.id}", rule_id=f"rule-{index}",
+                                   title=["Apache path traversal", "Reflected XSS in search", "Open redirect", "Missing CSP header",
+                                          "phpinfo disclosure", "Server banner"][index],
+                                   severity=severity, severity_rank=rank, location=f"{site.url}search?q="))  # fmt: skip
+    db.session.commit()
+
+    page, _ = browse()
+    login(page, operator)
+    assert page.locator("[data-test=sites] tbody tr").count() == 6
+    assert page.locator("[data-test=sites] .sparkline polyline").count() == 6
+    page.screenshot(path=str(screenshots / "console-overview.png"))
+    page.goto(f"/sites/{shop.id}")
+    page.wait_for_selector(".chart[data-loaded='24h'] canvas")
+    page.screenshot(path=str(screenshots / "console-site.png"))
+    page.click("[data-test=chart-windows] a[data-window='30d']")
+    page.wait_for_selector(".chart[data-loaded='30d'] canvas")
