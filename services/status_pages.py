@@ -21,7 +21,7 @@ from services.errors import Conflict, Forbidden, Invalid, NotFound
 from services.extensions import db
 from services.models import Incident, Site, StatusPage, StatusPageSite, User
 from services.schemas import SLUG
-from services.sites import WRITE_ROLES, can_write
+from services.sites import WRITE_ROLES, can_write, get_site
 
 log = logging.getLogger(__name__)
 PUBLIC_TTL_S = 30
@@ -102,8 +102,6 @@ def _check_sites(user: User, site_ids: list[int]) -> None:
 
 
 def _readable(user: User, site: Site) -> bool:
-    from services.sites import get_site
-
     try:
         get_site(user, site.id)
     except NotFound:

@@ -61,14 +61,11 @@ def site(site_id):
         bugs.list_findings(user, site_id=site_id, **filters),
         {"page": _page_arg(), "per_page": FINDINGS_PER_PAGE},
     )
-    status_filter = filters["status"]
-    if status_filter is None and "status" not in request.args:
-        status_filter = []  # the form shows every status unticked: no filter
     return render_template(
         "console/site.html",
         d=detail,
         findings=findings,
-        filters={**filters, "status": status_filter or []},
+        filters={**filters, "status": filters["status"] or []},
         import_form=ImportForm(),
         window=request.args.get("window")
         if request.args.get("window") in usability.SERIES_WINDOWS
@@ -182,11 +179,12 @@ def _event_of_site(site_id: int, event_id: int, write: bool = False):
 
 def _render_event(site_id, event, form, status=200):
     view = "split" if request.args.get("view") == "split" else "unified"
+    site_ = sites.get_site(current_user(), site_id)
     return (
         render_template(
             "console/event.html",
-            site=sites.get_site(current_user(), site_id),
-            can_write=sites.can_write(current_user(), sites.get_site(current_user(), site_id)),
+            site=site_,
+            can_write=sites.can_write(current_user(), site_),
             event=event,
             diff=parse_unified(event.diff or ""),
             view=view,
@@ -218,7 +216,7 @@ def event_update(site_id, event_id):
     except Invalid as exc:
         db.session.rollback()
         apply_errors(form, exc.errors or {"_schema": [exc.message]})
-        return _render_event(site_id, db.session.get(type(found), event_id), form, 422)
+        return _render_event(site_id, _event_of_site(site_id, event_id), form, 422)
     flash(_("Tamper event %(id)s is now %(status)s.", id=event_id, status=changes["status"]), "success")
     return redirect(url_for("console.site", site_id=site_id, _anchor="tamper"))
 
