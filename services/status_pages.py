@@ -21,7 +21,7 @@ from services.errors import Conflict, Forbidden, Invalid, NotFound
 from services.extensions import db
 from services.models import Incident, Site, StatusPage, StatusPageSite, User
 from services.schemas import SLUG
-from services.sites import WRITE_ROLES, can_write, get_site
+from services.sites import WRITE_ROLES, can_write, get_site, visible_site_ids
 
 log = logging.getLogger(__name__)
 PUBLIC_TTL_S = 30
@@ -158,19 +158,22 @@ def _compute_public(slug: str) -> dict:
     if page is None:
         return {"missing": True}
     site_ids = page.site_ids
+    # Only what the page's owner may still see: a site unshared from them leaves their page.
+    owner = db.session.get(User, page.owner_id)
     sites = {
         site.id: site
         for site in db.session.execute(
-            sa.select(Site.id, Site.name, Site.state, Site.paused).where(Site.id.in_(site_ids))
+            sa.select(Site.id, Site.name, Site.state, Site.paused).where(
+                Site.id.in_(site_ids), Site.id.in_(visible_site_ids(owner))
+            )
         ).all()
     }
+    shown = [site_id for site_id in site_ids if site_id in sites]
     now = datetime.now(UTC)
-    daily = usability.daily_uptime(site_ids, now=now)
+    daily = usability.daily_uptime(shown, now=now)
     rows = []
-    for site_id in site_ids:
-        site = sites.get(site_id)
-        if site is None:
-            continue
+    for site_id in shown:
+        site = sites[site_id]
         days = daily[site_id]
         rows.append(
             {
@@ -183,7 +186,7 @@ def _compute_public(slug: str) -> dict:
         )
     incidents = db.session.execute(
         sa.select(Incident.site_id, Incident.started_at, Incident.ended_at)
-        .where(Incident.site_id.in_(site_ids), Incident.started_at >= now - timedelta(days=INCIDENT_DAYS))
+        .where(Incident.site_id.in_(shown), Incident.started_at >= now - timedelta(days=INCIDENT_DAYS))
         .order_by(Incident.started_at.desc())
         .limit(RECENT_INCIDENTS)
     ).all()
@@ -207,7 +210,6 @@ def _compute_public(slug: str) -> dict:
                 else None,
             }
             for incident in incidents
-            if incident.site_id in sites
         ],
     }
 

@@ -217,3 +217,21 @@ def test_deleting_the_owner_deletes_its_pages(admin, client):
     assert admin.delete(f"/users/{owner.id}").status_code == 204
     status_pages.invalidate_public("shop")
     assert client.get("/api/cloudeye/v1/public/status/shop").status_code == 404
+
+
+def test_a_site_unshared_from_the_owner_leaves_the_page(client, operator, other_operator):
+    from services.models import SiteMember
+
+    theirs = create_site(other_operator.user, name="Shared once")
+    share(theirs, operator.user, "write")
+    mine = create_site(operator.user, name="Mine")
+    assert operator.post("/status-pages", json=page_body(mine, theirs)).status_code == 201
+    names = [s["name"] for s in client.get("/api/cloudeye/v1/public/status/shop").get_json()["sites"]]
+    assert names == ["Mine", "Shared once"]
+    db.session.delete(db.session.get(SiteMember, (theirs.id, operator.user.id)))
+    db.session.commit()
+    from services import status_pages
+
+    status_pages.invalidate_public("shop")
+    names = [s["name"] for s in client.get("/api/cloudeye/v1/public/status/shop").get_json()["sites"]]
+    assert names == ["Mine"]
