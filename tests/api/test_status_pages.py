@@ -235,3 +235,24 @@ def test_a_site_unshared_from_the_owner_leaves_the_page(client, operator, other_
     status_pages.invalidate_public("shop")
     names = [s["name"] for s in client.get("/api/cloudeye/v1/public/status/shop").get_json()["sites"]]
     assert names == ["Mine"]
+
+
+def test_who_may_publish_the_owners_site(client, operator):
+    """Every role and share around one site: writers publish it, readers are refused with a reason,
+    strangers are told it does not exist, viewers publish nothing at all."""
+    from tests.factories import role_matrix
+
+    site = create_site(operator.user)
+    expected = {
+        "admin": 201,
+        "owner": 201,
+        "operator_write": 201,
+        "operator_read": 422,
+        "other_operator": 422,
+        "viewer_read": 403,
+        "viewer_write": 403,
+        "viewer_unshared": 403,
+    }
+    for number, (role, caller) in enumerate(role_matrix(client, operator, site).items()):
+        response = caller.post("/status-pages", json=page_body(site, slug=f"page-{number}"))
+        assert response.status_code == expected[role], (role, response.get_json())
