@@ -43,6 +43,7 @@ WORKDIR /app
 COPY --chown=root:root *.py ./
 COPY --chown=root:root services/ services/
 COPY --chown=root:root api/ api/
+COPY --chown=root:root console/ console/
 COPY --chown=root:root sync/ sync/
 COPY --chown=root:root migrations/ migrations/
 COPY --chown=root:root --chmod=0755 docker/ docker/

@@ -55,6 +55,7 @@ test: venv ## lint, then the whole test suite, stack tests included (starts Mari
 	$(VENV)/bin/ruff check --quiet .
 	$(VENV)/bin/ruff format --check --quiet .
 	scripts/ensure-services.sh
+	scripts/ensure-browser.sh
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 	@echo "=== API and service tests again on SQLite, the embedded default of make run"
 	CLOUDEYE_TEST_BACKEND=sqlite $(VENV)/bin/pytest tests/api tests/services --deselect tests/api/test_fuzz.py $(PYTEST_ARGS)
@@ -170,3 +171,18 @@ stack-reload-nginx: ## re-render and reload the stack's nginx (after editing ngi
 .PHONY: stack-clean
 stack-clean: stack-down ## stop the stack and delete .stack/ (logs, data, generated secrets)
 	rm -rf .stack
+
+# --- the console ------------------------------------------------------------------------------------------
+.PHONY: translations
+translations: venv ## after changing the console's texts: extract them, update the Chinese catalog, compile it
+	$(VENV)/bin/pybabel extract -F console/babel.cfg -k _l --no-location --sort-output --omit-header \
+		-o console/translations/messages.pot console
+	$(VENV)/bin/pybabel update -i console/translations/messages.pot -d console/translations -D messages \
+		--no-location --no-fuzzy-matching
+	$(VENV)/bin/pybabel compile -d console/translations -D messages --statistics
+
+.PHONY: screenshots
+screenshots: venv ## the README's screenshots of the console (docs/console-*.png), made by the browser tests
+	scripts/ensure-services.sh
+	scripts/ensure-browser.sh
+	CLOUDEYE_SCREENSHOTS=1 $(VENV)/bin/pytest tests/console/test_browser.py -k screenshots -q

@@ -1,4 +1,4 @@
-"""The HTTP layer: `create_app()` = core app + OpenAPI + blueprint v1 + errors + auth."""
+"""The HTTP layer: `create_app()` = core app + OpenAPI + blueprint v1 + errors + auth, and the web console."""
 
 import os
 
@@ -97,4 +97,10 @@ def create_app(config: Config | None = None, role: str | None = None):
     register_v1(api)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp, url_prefix=API_PREFIX)
+
+    # The web console and public status pages share the process (and the `id` URL converter above);
+    # they call services/ like the API does and import nothing of it.
+    import console
+
+    console.init_app(app)
     return app

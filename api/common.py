@@ -1,17 +1,16 @@
 """Pieces every resource uses: safe fields, paging, the current user."""
 
-import ipaddress
 from datetime import UTC, datetime
 
-import sqlalchemy as sa
 from apispec import BasePlugin
-from flask import g, request
+from flask import g
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from werkzeug.routing import BaseConverter
 
-from services.extensions import db
+from services.clients import client_address  # noqa: F401 - the API and the console limit logins by it
+from services.paging import paginate  # noqa: F401 - shared with the console
+from services.schemas import MAX_ID, Id, Str  # noqa: F401 - Id and Str are shared with the console
 
-MAX_ID = 2**63 - 1
 MAX_PER_PAGE = 100
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 12, 31, tzinfo=UTC)
@@ -34,20 +33,6 @@ class IdConverter(BaseConverter):
         return str(value)
 
 
-class Str(fields.String):
-    """A string the database can store: no lone surrogates or NUL characters."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if "\x00" in text:
-            raise ValidationError("must not contain NUL characters")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ValidationError("must be valid Unicode text") from exc
-        return text
-
-
 class UTCDate(fields.DateTime):
     """An ISO 8601 time; a naive value is taken as UTC. Kept within 1970..9999."""
 
@@ -58,10 +43,6 @@ class UTCDate(fields.DateTime):
         if not (EARLIEST <= parsed <= LATEST):
             raise ValidationError("must be between 1970 and 9999")
         return parsed.astimezone(UTC)
-
-
-def Id(**kwargs):  # noqa: N802 - reads like a field class
-    return fields.Integer(strict=False, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
 class AtLeastOneField(Schema):
@@ -109,58 +90,9 @@ def page_of(item_schema: type[Schema]) -> type[Schema]:
     return _page_schemas[name]
 
 
-def paginate(query: sa.Select, args: dict, count_query: sa.Select | None = None) -> dict:
-    """Run `query` for one page. `count_query` may be a cheaper equivalent for the total."""
-    page, per_page = args["page"], args["per_page"]
-    offset = (page - 1) * per_page
-    items = db.session.scalars(query.limit(per_page).offset(offset)).all()
-    if len(items) < per_page and (items or page == 1):
-        # A short page is the last one: the total is known without a COUNT (which on a big table costs
-        # far more than the page itself). Past the end (an empty page > 1) it still has to be counted.
-        total = offset + len(items)
-    else:
-        counted = count_query if count_query is not None else query.order_by(None)
-        total = db.session.scalar(sa.select(sa.func.count()).select_from(counted.subquery()))
-    return {"items": items, "total": total, "page": page, "per_page": per_page}
-
-
 def current_user():
     return g.current_user
 
 
 def current_token():
     return g.current_token
-
-
-def client_address() -> str:
-    """The address of the client, for per-client limits.
-
-    nginx passes the real client address in X-Real-IP. The header is taken only from a peer on a
-    loopback or private address (nginx in compose, under supervisor or on the host): a client that
-    reaches gunicorn directly could otherwise send a new X-Real-IP with every request and never be
-    limited."""
-    peer = request.remote_addr or ""
-    forwarded = request.headers.get("X-Real-IP", "").strip()
-    if forwarded and _is_proxy_address(peer):
-        return forwarded[:64]
-    return peer or "-"
-
-
-# Loopback and the private ranges (RFC 1918, IPv6 unique local) where nginx and the api meet. Not
-# `ipaddress.is_private`, which also counts the documentation ranges and others that can be public.
-PROXY_NETWORKS = tuple(
-    ipaddress.ip_network(network)
-    for network in ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "::1/128", "fc00::/7")
-)
-
-
-def _is_proxy_address(address: str) -> bool:
-    if not address:
-        return True  # no peer address: a unix socket, so a process on this host
-    try:
-        parsed = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    if parsed.version == 6 and parsed.ipv4_mapped is not None:
-        parsed = parsed.ipv4_mapped
-    return any(parsed in network for network in PROXY_NETWORKS)

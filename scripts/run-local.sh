@@ -29,5 +29,5 @@ if [ -f sync_main.py ]; then
   "$VENV/bin/python" sync_main.py &
   pids+=($!)
 fi
-echo "cloudeye is running on http://127.0.0.1:${PORT}/api/cloudeye/v1 (Ctrl-C stops it)"
+echo "cloudeye is running: the console on http://127.0.0.1:${PORT}/, the API on http://127.0.0.1:${PORT}/api/cloudeye/v1 (Ctrl-C stops it)"
 wait -n "${pids[@]}"

@@ -4,6 +4,7 @@ The in-process stand-in serves `make run` (one gunicorn worker process); with se
 REDIS_URL so that invalidation reaches every one of them.
 """
 
+import gzip
 import json
 import logging
 import threading
@@ -206,3 +207,31 @@ class _Backend:
 
 
 cache = Cache()
+
+
+class Memo:
+    """A small per-process memo of what is derived from a cached value (rendered HTML, serialized JSON):
+    keyed by whatever identifies that value (e.g. its `generated_at`), so a new value makes a new key and
+    nothing needs invalidating; the oldest entries go past `size`."""
+
+    @staticmethod
+    def encoded(text: str) -> tuple[bytes, bytes]:
+        """A text body as (UTF-8, gzip of it): compressed once, sent to every client that accepts gzip."""
+        raw = text.encode("utf-8")
+        return raw, gzip.compress(raw, compresslevel=6, mtime=0)
+
+    def __init__(self, size: int = 128):
+        self.size = size
+        self._items: dict = {}
+        self._lock = threading.Lock()
+
+    def get_or_make(self, key, make):
+        with self._lock:
+            if key in self._items:
+                return self._items[key]
+        value = make()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.pop(next(iter(self._items)))
+        return value

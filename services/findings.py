@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import defer
 
 from services.extensions import db
-from services.models import SEVERITY_RANK, Finding, FindingImport, User
+from services.models import ACTIVE_STATUSES, SEVERITY_RANK, Finding, FindingImport, User
 from services.search import contains_text
 from services.sites import filter_visible, get_site_row, invalidate_site
 
@@ -30,6 +30,7 @@ SORTS = {
     "-id": (Finding.id.desc(),),
 }
 DEFAULT_SORT = "-severity"
+SEVERITY_NAMES = {rank: name for name, rank in SEVERITY_RANK.items()}
 
 
 def list_findings(
@@ -86,3 +87,18 @@ def list_imports(user: User, site_id: int | None = None) -> sa.Select:
 
 def get_import(user: User, import_id: int) -> FindingImport:
     return get_site_row(user, FindingImport, import_id, label="import")
+
+
+def open_counts(user: User, site_ids: list[int]) -> dict[int, dict[str, int]]:
+    """{site_id: {severity: open or confirmed findings}} for the given sites the user may see, read off
+    the (site_id, status, severity_rank) index in one grouped query."""
+    if not site_ids:
+        return {}
+    query = sa.select(Finding.site_id, Finding.severity_rank, sa.func.count()).where(
+        Finding.site_id.in_(site_ids), Finding.status.in_(ACTIVE_STATUSES)
+    )
+    query = filter_visible(query, Finding.site_id, user).group_by(Finding.site_id, Finding.severity_rank)
+    counts: dict[int, dict[str, int]] = {}
+    for site_id, rank, count in db.session.execute(query).all():
+        counts.setdefault(site_id, {})[SEVERITY_NAMES[rank]] = count
+    return counts

@@ -208,3 +208,14 @@ def _accept_as_baseline(event: TamperEvent) -> None:
         datetime.now(UTC),
         compressed=event.content,
     )
+
+
+def open_counts(user: User, site_ids: list[int]) -> dict[int, int]:
+    """{site_id: number of open events} for the given sites the user may see (one grouped query)."""
+    if not site_ids:
+        return {}
+    query = sa.select(TamperEvent.site_id, sa.func.count()).where(
+        TamperEvent.site_id.in_(site_ids), TamperEvent.status == "open"
+    )
+    query = filter_visible(query, TamperEvent.site_id, user).group_by(TamperEvent.site_id)
+    return {site_id: count for site_id, count in db.session.execute(query).all()}

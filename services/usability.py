@@ -326,3 +326,113 @@ def _p95_last_day(site_id: int, now: datetime) -> float | None:
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
+
+
+# --- charts: series for the console and the public status pages ------------------------------------
+
+DAILY_DAYS = 90
+SERIES_WINDOWS = ("24h", "7d", "30d")
+
+
+def daily_uptime(site_ids: list[int], days: int = DAILY_DAYS, now: datetime | None = None) -> dict:
+    """{site_id: [uptime % or None] * days}, oldest day first, today last, from the daily rollups (one
+    query for every site; the caller has checked that the sites may be shown)."""
+    today = day_start(now or datetime.now(UTC))
+    first = today - timedelta(days=days - 1)
+    result = {site_id: [None] * days for site_id in site_ids}
+    if not site_ids:
+        return result
+    rows = db.session.execute(
+        sa.select(
+            UsabilityRollup.site_id,
+            UsabilityRollup.bucket_start,
+            UsabilityRollup.checks_total,
+            UsabilityRollup.checks_up,
+        ).where(
+            UsabilityRollup.site_id.in_(site_ids),
+            UsabilityRollup.period == "day",
+            UsabilityRollup.bucket_start >= first,
+        )
+    ).all()
+    for row in rows:
+        index = (row.bucket_start - first).days
+        if 0 <= index < days and row.checks_total:
+            result[row.site_id][index] = round(100.0 * row.checks_up / row.checks_total, 3)
+    return result
+
+
+def hourly_latency(site_ids: list[int], hours: int = 24, now: datetime | None = None) -> dict:
+    """{site_id: [average response ms or None] * hours}, oldest hour first (sparklines; one query)."""
+    current = hour_start(now or datetime.now(UTC))
+    first = current - timedelta(hours=hours - 1)
+    result = {site_id: [None] * hours for site_id in site_ids}
+    if not site_ids:
+        return result
+    rows = db.session.execute(
+        sa.select(
+            UsabilityRollup.site_id,
+            UsabilityRollup.bucket_start,
+            UsabilityRollup.latency_sum_ms,
+            UsabilityRollup.latency_count,
+        ).where(
+            UsabilityRollup.site_id.in_(site_ids),
+            UsabilityRollup.period == "hour",
+            UsabilityRollup.bucket_start >= first,
+        )
+    ).all()
+    for row in rows:
+        index = int((row.bucket_start - first).total_seconds() // 3600)
+        if 0 <= index < hours and row.latency_count:
+            result[row.site_id][index] = round(row.latency_sum_ms / row.latency_count, 1)
+    return result
+
+
+def response_series(user: User, site_id: int, window: str) -> dict:
+    """The response-time chart of one site: raw checks over 24h, hourly averages over 7d and 30d.
+    Points are [unix seconds, response ms or None (down), share of checks up (0..1)]; `from` and `to`
+    (unix seconds) bound the window."""
+    if window not in SERIES_WINDOWS:
+        raise ValueError(f"window must be one of {SERIES_WINDOWS}")
+    site = get_site(user, site_id)
+    now = datetime.now(UTC)
+    if window == "24h":
+        rows = db.session.execute(
+            sa.select(UsabilityCheck.checked_at, UsabilityCheck.status, UsabilityCheck.response_ms)
+            .where(
+                UsabilityCheck.site_id == site.id, UsabilityCheck.checked_at >= now - UPTIME_WINDOWS["24h"]
+            )
+            .order_by(UsabilityCheck.checked_at)
+        ).all()
+        points = [
+            [
+                int(row.checked_at.timestamp()),
+                round(row.response_ms, 1) if row.status == "up" and row.response_ms is not None else None,
+                1.0 if row.status == "up" else 0.0,
+            ]
+            for row in rows
+        ]
+    else:
+        rows = db.session.execute(
+            sa.select(UsabilityRollup)
+            .where(
+                UsabilityRollup.site_id == site.id,
+                UsabilityRollup.period == "hour",
+                UsabilityRollup.bucket_start >= hour_start(now - UPTIME_WINDOWS[window]),
+            )
+            .order_by(UsabilityRollup.bucket_start)
+        ).scalars()
+        points = [
+            [
+                int(row.bucket_start.timestamp()),
+                round(row.latency_sum_ms / row.latency_count, 1) if row.latency_count else None,
+                round(row.checks_up / row.checks_total, 4) if row.checks_total else None,
+            ]
+            for row in rows
+        ]
+    return {
+        "site_id": site.id,
+        "window": window,
+        "from": int((now - UPTIME_WINDOWS[window]).timestamp()),
+        "to": int(now.timestamp()),
+        "points": points,
+    }

@@ -1,6 +1,7 @@
 """`make run` on the embedded default: SQLite under DATA_DIR, no Redis, migrations and admin first."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -100,3 +101,15 @@ def test_make_run_serves_the_api_on_sqlite_without_redis(running):
     assert checks["total"] >= 1 and checks["items"][0]["status"] == "up", checks
     for role in ("api", "sync", "migrate"):
         assert list((workdir / "log").glob(f"{role}.*.log")), f"no {role} log file"
+    # The console works from the same process, its catalogs and assets as committed (no build step).
+    console = requests.Session()
+    form = console.get(base + "/login", headers={"Accept-Language": "zh-CN"})
+    assert "登录 cloudeye" in form.text
+    token = re.search(r'name="csrf_token"(?: type="hidden")? value="([^"]+)"', form.text).group(1)
+    console.post(
+        base + "/login", data={"username": "admin", "password": "first-admin-password", "csrf_token": token}
+    )
+    overview = console.get(base + "/", headers={"Accept-Language": "en"})
+    assert overview.status_code == 200 and ">self</a>" in overview.text
+    for asset in re.findall(r'(?:href|src)="(/assets/[^"]+)"', overview.text):
+        assert console.get(base + asset).status_code == 200, asset

@@ -10,12 +10,14 @@ def register_v1(api):
     from api.v1.finding.views import blp as finding
     from api.v1.health.views import blp as health
     from api.v1.site.views import blp as site
+    from api.v1.status_page.views import blp as status_page
+    from api.v1.status_page.views import public_blp as public
     from api.v1.tamper.views import blp as tamper
     from api.v1.usability.views import blp as usability
     from api.v1.user.views import blp as user
 
     v1 = Blueprint("v1", __name__, description="cloudeye API v1")
     v1.before_request(authenticate_request)
-    for child in (user, site, usability, tamper, finding, health):
+    for child in (user, site, usability, tamper, finding, status_page, public, health):
         v1.register_blueprint(child)
     api.register_blueprint(v1, url_prefix=API_PREFIX)

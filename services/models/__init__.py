@@ -11,6 +11,7 @@ from services.models.finding import (
     FindingImport,
 )
 from services.models.site import PERMISSIONS, SITE_STATES, Site, SiteMember
+from services.models.status_page import StatusPage, StatusPageSite
 from services.models.tamper import EVENT_STATUSES, TamperBaseline, TamperEvent
 from services.models.usability import (
     CHECK_STATUSES,
@@ -41,6 +42,8 @@ __all__ = [
     "Incident",
     "Site",
     "SiteMember",
+    "StatusPage",
+    "StatusPageSite",
     "TamperBaseline",
     "TamperEvent",
     "UsabilityCheck",

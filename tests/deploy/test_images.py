@@ -19,6 +19,7 @@ DOCKERFILES = sorted(
     path
     for path in ROOT.rglob("Dockerfile*")
     if not {".venv", ".git", ".stack", "node_modules"} & set(path.relative_to(ROOT).parts)
+    and path.suffix != ".dockerignore"  # a build's own ignore file (nginx/Dockerfile.dockerignore)
 )
 
 
@@ -257,3 +258,28 @@ def test_the_image_files_alone_run_migrate_and_load_api_and_sync(tmp_path):
     assert heads.returncode == 0 and "No new upgrade operations" in heads.stdout + heads.stderr
     worker = run("sync_main.py", "--help")
     assert worker.returncode == 0 and "--healthcheck" in worker.stdout
+
+
+def test_the_nginx_image_carries_the_consoles_assets(compose):
+    """nginx serves /assets/ from its own copy of console/static: built from the root, with its own
+    ignore file letting through exactly what its Dockerfile copies."""
+    build = compose["services"]["nginx"]["build"]
+    assert build["context"] == "." and build["dockerfile"] == "nginx/Dockerfile"
+    dockerfile = ROOT / "nginx" / "Dockerfile"
+    sources = [rest.split()[-2] for keyword, rest in instructions(dockerfile) if keyword == "COPY"]
+    assert "console/static/" in sources
+    allowed = [
+        line[1:]
+        for line in (ROOT / "nginx" / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    ]
+    assert sorted(allowed) == sorted(sources)
+    env = dict(
+        part.split("=", 1)
+        for keyword, rest in instructions(dockerfile)
+        if keyword == "ENV"
+        for part in rest.split()
+        if "=" in part
+    )
+    assert env["NGINX_CONSOLE_STATIC_ROOT"] == "/etc/nginx/cloudeye/console-static"
+    assert "COPY console/static/ /etc/nginx/cloudeye/console-static/" in dockerfile.read_text()

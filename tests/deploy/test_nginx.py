@@ -195,3 +195,44 @@ def test_deny_list_ships_empty_and_parses(tmp_path):
 def test_nginx_binary_is_debian_or_newer():
     result = subprocess.run([nginx_binary(), "-V"], capture_output=True, text=True)
     assert "http_realip_module" in result.stderr and "http_ssl_module" in result.stderr
+
+
+def _block(text: str, location: str) -> str:
+    return text.split(f"location {location} {{", 1)[1].split("\n}", 1)[0]
+
+
+def test_the_console_locations(plain):
+    text = (plain.parent / "cloudeye-locations.conf").read_text()
+    assets = _block(text, "/assets/")
+    assert re.search(rf"alias {re.escape(str(ROOT / 'console' / 'static'))}/;", assets)
+    assert 'add_header Cache-Control "public, max-age=31536000, immutable" always;' in assets
+    console = _block(text, "/")
+    assert (
+        "default-src 'self'" in console and "form-action 'self'" in console and "unsafe-inline" not in console
+    )
+    assert "cloudeye-proxy.conf" in console
+    api = _block(text, "/api/")
+    assert "default-src 'none'" in api and "form-action 'none'" in api
+    assert "limit_req zone=cloudeye_login" in _block(text, "= /login")
+    assert "cloudeye-proxy.conf" in _block(text, "/badge/")
+    # Badges are embedded by other sites: their Cross-Origin-Resource-Policy is the one exception.
+    http = (plain.parent / "cloudeye.conf").read_text()
+    assert re.search(
+        r"map \$uri \$cloudeye_resource_policy \{\s*~\^/badge/ cross-origin;\s*default same-origin;", http
+    )
+    headers = (plain.parent / "cloudeye-headers.conf").read_text()
+    assert "add_header Cross-Origin-Resource-Policy $cloudeye_resource_policy always;" in headers
+
+
+def test_render_refuses_a_missing_console_asset_directory(tmp_path):
+    result = subprocess.run(
+        ["sh", str(ROOT / "nginx" / "render.sh")],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "NGINX_OUT_DIR": str(tmp_path),
+            "NGINX_CONSOLE_STATIC_ROOT": str(tmp_path / "no"),
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0 and "NGINX_CONSOLE_STATIC_ROOT" in result.stderr

@@ -2,7 +2,7 @@ from marshmallow import Schema, fields, validate
 
 from api.common import PageArgs, Str
 from services.models import PERMISSIONS, SITE_STATES
-from services.sites import LIST_LIMITS, NUMBER_RANGES, TEXT_LENGTHS, default_settings
+from services.schemas import SiteUpdateSchema, SiteWriteSchema  # noqa: F401 - the views take them from here
 
 
 class SiteSchema(Schema):
@@ -27,63 +27,6 @@ class SiteSchema(Schema):
     tls_expires_at = fields.DateTime(dump_only=True, allow_none=True)
     created_at = fields.DateTime(dump_only=True)
     updated_at = fields.DateTime(dump_only=True)
-
-
-def _documented(name: str) -> dict:
-    """What the OpenAPI document says of a setting: its default and the bounds services.sites enforces."""
-    doc = {}
-    if name in DEFAULTS:
-        doc["default"] = DEFAULTS[name]
-    if name in NUMBER_RANGES:
-        doc["minimum"], doc["maximum"] = NUMBER_RANGES[name]
-    if name in TEXT_LENGTHS:
-        doc["minLength"], doc["maxLength"] = TEXT_LENGTHS[name]
-    if name in LIST_LIMITS:
-        doc["maxItems"] = LIST_LIMITS[name][0]
-    return doc
-
-
-def _item_length(name: str) -> dict:
-    shortest, longest = LIST_LIMITS[name][1]
-    return {"minLength": shortest, "maxLength": longest}
-
-
-DEFAULTS = default_settings()
-
-
-class SiteWriteSchema(Schema):
-    """The fields a client sets (every one optional on PATCH). Their rules live in services.sites
-    (`check_settings`); this schema shapes the input and documents the rules."""
-
-    name = Str(required=True, metadata=_documented("name"))
-    url = Str(required=True, metadata={**_documented("url"), "format": "uri"})
-    check_interval_s = fields.Integer(metadata=_documented("check_interval_s"))
-    timeout_s = fields.Integer(
-        metadata={**_documented("timeout_s"), "description": "at most check_interval_s"}
-    )
-    accepted_status = Str(
-        metadata={**_documented("accepted_status"), "description": "status codes and ranges: 200-299, 301"}
-    )
-    keyword = Str(allow_none=True, metadata=_documented("keyword"))
-    keyword_absent = fields.Boolean(metadata=_documented("keyword_absent"))
-    max_retries = fields.Integer(metadata=_documented("max_retries"))
-    tamper_enabled = fields.Boolean(metadata=_documented("tamper_enabled"))
-    tamper_threshold = fields.Float(metadata=_documented("tamper_threshold"))
-    tamper_ignore = fields.List(
-        Str(metadata=_item_length("tamper_ignore")),
-        metadata={
-            **_documented("tamper_ignore"),
-            "description": "regular expressions removed before comparing",
-        },
-    )
-    forbidden_keywords = fields.List(
-        Str(metadata=_item_length("forbidden_keywords")), metadata=_documented("forbidden_keywords")
-    )
-    paused = fields.Boolean(metadata=_documented("paused"))
-
-
-class SiteUpdateSchema(SiteWriteSchema):
-    """PATCH body: any subset of the writable fields (used with partial=True)."""
 
 
 class SiteQueryArgs(PageArgs):

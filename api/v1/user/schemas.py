@@ -2,11 +2,7 @@ from marshmallow import Schema, fields, validate
 
 from api.common import PageArgs, Str
 from services.models import ROLES
-from services.users import PASSWORD_LENGTH, USERNAME_PATTERN, USERNAME_RULE
-
-# The rules live in services.users (check_username, check_password); these document them.
-USERNAME = {"pattern": USERNAME_PATTERN, "description": USERNAME_RULE}
-PASSWORD = {"minLength": PASSWORD_LENGTH[0], "maxLength": PASSWORD_LENGTH[1]}
+from services.schemas import TokenCreateSchema, UserCreateSchema, UserUpdateSchema  # noqa: F401 - used by the views
 
 
 class UserSchema(Schema):
@@ -16,21 +12,6 @@ class UserSchema(Schema):
     role = fields.String(required=True)
     is_active = fields.Boolean()
     created_at = fields.DateTime(dump_only=True)
-
-
-class UserCreateSchema(Schema):
-    username = Str(required=True, metadata=USERNAME)
-    password = Str(required=True, load_only=True, metadata=PASSWORD)
-    email = fields.Email(allow_none=True, load_default=None, validate=validate.Length(max=255))
-    role = fields.String(load_default="viewer", validate=validate.OneOf(ROLES))
-
-
-class UserUpdateSchema(Schema):
-    username = Str(metadata=USERNAME)
-    password = Str(load_only=True, metadata=PASSWORD)
-    email = fields.Email(allow_none=True, validate=validate.Length(max=255))
-    role = fields.String(validate=validate.OneOf(ROLES))
-    is_active = fields.Boolean()
 
 
 class UserQueryArgs(PageArgs):
@@ -56,13 +37,6 @@ class TokenSchema(Schema):
     created_at = fields.DateTime(dump_only=True)
     expires_at = fields.DateTime(dump_only=True, allow_none=True)
     last_used_at = fields.DateTime(dump_only=True, allow_none=True)
-
-
-class TokenCreateSchema(Schema):
-    name = Str(required=True, validate=validate.Length(min=1, max=100))
-    expires_in_days = fields.Integer(
-        load_default=None, allow_none=True, validate=validate.Range(min=1, max=3650)
-    )
 
 
 class TokenCreatedSchema(TokenSchema):

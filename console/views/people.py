@@ -1,0 +1,126 @@
+"""Users (admins) and API tokens (everyone's own)."""
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from marshmallow import ValidationError
+
+from console.auth import current_user, login_required
+from console.forms import TokenForm, UserCreateForm, UserEditForm, apply_errors
+from console.views import bp
+from services import users
+from services.errors import Conflict, Invalid
+from services.extensions import db
+from services.schemas import TokenCreateSchema, UserCreateSchema, UserUpdateSchema
+
+
+def _admin():
+    user = current_user()
+    users.require_role(user, "admin")  # 403 for anybody else
+    return user
+
+
+@bp.get("/users", endpoint="users")
+@login_required
+def users_list():
+    _admin()
+    return render_template("console/users.html", users=db.session.scalars(users.list_users()).all())
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+@login_required
+def user_new():
+    _admin()
+    form = UserCreateForm()
+    if request.method == "GET":
+        return render_template("console/user_form.html", form=form, target=None)
+    body = {
+        "username": request.form.get("username", "").strip(),
+        "password": request.form.get("password", ""),
+        "email": request.form.get("email", "").strip() or None,
+        "role": request.form.get("role", ""),
+    }
+    try:
+        created = users.create_user(**UserCreateSchema().load(body))
+    except ValidationError as exc:
+        apply_errors(form, exc.messages)
+    except (Conflict, Invalid) as exc:
+        apply_errors(form, exc.errors or {"_schema": [exc.message]})
+    else:
+        flash(_("User %(name)s created.", name=created.username), "success")
+        return redirect(url_for("console.users"))
+    return render_template("console/user_form.html", form=form, target=None), 422
+
+
+@bp.route("/users/<id:user_id>/edit", methods=["GET", "POST"])
+@login_required
+def user_edit(user_id):
+    actor = _admin()
+    target = users.get_user(user_id)
+    form = UserEditForm()
+    if request.method == "GET":
+        form.username.data, form.email.data = target.username, target.email
+        form.role.data, form.is_active.data = target.role, target.is_active
+        return render_template("console/user_form.html", form=form, target=target)
+    body = {
+        "username": request.form.get("username", "").strip(),
+        "email": request.form.get("email", "").strip() or None,
+        "role": request.form.get("role", ""),
+        "is_active": "is_active" in request.form,
+    }
+    if request.form.get("password"):
+        body["password"] = request.form["password"]
+    try:
+        users.update_user(actor, target, UserUpdateSchema().load(body))
+    except ValidationError as exc:
+        apply_errors(form, exc.messages)
+    except (Conflict, Invalid) as exc:
+        db.session.rollback()
+        apply_errors(form, exc.errors or {"_schema": [exc.message]})
+    else:
+        flash(_("User %(name)s saved.", name=target.username), "success")
+        return redirect(url_for("console.users"))
+    return render_template("console/user_form.html", form=form, target=users.get_user(user_id)), 422
+
+
+@bp.post("/users/<id:user_id>/delete")
+@login_required
+def user_delete(user_id):
+    actor = _admin()
+    try:
+        users.delete_user(actor, users.get_user(user_id))
+    except (Conflict, Invalid) as exc:
+        flash(exc.message, "error")
+    else:
+        flash(_("User deleted."), "success")
+    return redirect(url_for("console.users"))
+
+
+@bp.route("/tokens", methods=["GET", "POST"])
+@login_required
+def tokens():
+    user = current_user()
+    form = TokenForm()
+    created_secret, status = None, 200
+    if request.method == "POST":
+        body = {
+            "name": request.form.get("name", "").strip(),
+            "expires_in_days": request.form.get("expires_in_days", "").strip() or None,
+        }
+        try:
+            data = TokenCreateSchema().load(body)
+        except ValidationError as exc:
+            apply_errors(form, exc.messages)
+            status = 422
+        else:
+            created_secret, _token = users.create_api_token(user, data["name"], data["expires_in_days"])
+            form = TokenForm(formdata=None)
+    listed = db.session.scalars(users.list_api_tokens(user)).all()
+    return render_template("console/tokens.html", form=form, tokens=listed, secret=created_secret), status
+
+
+@bp.post("/tokens/<id:token_id>/revoke")
+@login_required
+def token_revoke(token_id):
+    users.revoke_api_token(current_user(), token_id)
+    flash(_("Token revoked."), "success")
+    return redirect(url_for("console.tokens"))

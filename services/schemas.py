@@ -1,0 +1,151 @@
+"""The bodies a client writes, shaped in one place for every way in: the API (`api/v1`) loads its JSON
+through them and the console (`console/`) its forms, so both give the same field-level messages.
+
+The rules themselves live in the service modules (services.sites.check_settings, services.users
+.check_username/check_password, visibility, uniqueness, transitions); a schema here shapes each field and
+documents the numbers those rules enforce.
+"""
+
+import re
+
+from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from services.models import ROLES
+from services.sites import LIST_LIMITS, NUMBER_RANGES, TEXT_LENGTHS, default_settings
+from services.users import PASSWORD_LENGTH, USERNAME_PATTERN, USERNAME_RULE
+
+MAX_ID = 2**63 - 1
+
+
+class Str(fields.String):
+    """A string the database can store: no lone surrogates or NUL characters."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise ValidationError("must not contain NUL characters")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValidationError("must be valid Unicode text") from exc
+        return text
+
+
+def Id(**kwargs):  # noqa: N802 - reads like a field class
+    return fields.Integer(strict=False, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
+
+
+# --- sites -------------------------------------------------------------------------------------------
+# The rules of a site's settings live in services.sites (`check_settings`); these schemas shape the input
+# and document the same numbers, so the OpenAPI document states what the server enforces.
+
+
+def _documented(name: str) -> dict:
+    """What the OpenAPI document says of a setting: its default and the bounds services.sites enforces."""
+    doc = {}
+    if name in SITE_DEFAULTS:
+        doc["default"] = SITE_DEFAULTS[name]
+    if name in NUMBER_RANGES:
+        doc["minimum"], doc["maximum"] = NUMBER_RANGES[name]
+    if name in TEXT_LENGTHS:
+        doc["minLength"], doc["maxLength"] = TEXT_LENGTHS[name]
+    if name in LIST_LIMITS:
+        doc["maxItems"] = LIST_LIMITS[name][0]
+    return doc
+
+
+def _item_length(name: str) -> dict:
+    shortest, longest = LIST_LIMITS[name][1]
+    return {"minLength": shortest, "maxLength": longest}
+
+
+SITE_DEFAULTS = default_settings()
+
+
+class SiteWriteSchema(Schema):
+    """The fields a client sets (every one optional on PATCH)."""
+
+    name = Str(required=True, metadata=_documented("name"))
+    url = Str(required=True, metadata={**_documented("url"), "format": "uri"})
+    check_interval_s = fields.Integer(metadata=_documented("check_interval_s"))
+    timeout_s = fields.Integer(
+        metadata={**_documented("timeout_s"), "description": "at most check_interval_s"}
+    )
+    accepted_status = Str(
+        metadata={**_documented("accepted_status"), "description": "status codes and ranges: 200-299, 301"}
+    )
+    keyword = Str(allow_none=True, metadata=_documented("keyword"))
+    keyword_absent = fields.Boolean(metadata=_documented("keyword_absent"))
+    max_retries = fields.Integer(metadata=_documented("max_retries"))
+    tamper_enabled = fields.Boolean(metadata=_documented("tamper_enabled"))
+    tamper_threshold = fields.Float(metadata=_documented("tamper_threshold"))
+    tamper_ignore = fields.List(
+        Str(metadata=_item_length("tamper_ignore")),
+        metadata={
+            **_documented("tamper_ignore"),
+            "description": "regular expressions removed before comparing",
+        },
+    )
+    forbidden_keywords = fields.List(
+        Str(metadata=_item_length("forbidden_keywords")), metadata=_documented("forbidden_keywords")
+    )
+    paused = fields.Boolean(metadata=_documented("paused"))
+
+
+class SiteUpdateSchema(SiteWriteSchema):
+    """PATCH body: any subset of the writable fields (used with partial=True)."""
+
+
+# --- users and tokens --------------------------------------------------------------------------------
+# The rules live in services.users (check_username, check_password); these document them.
+USERNAME = {"pattern": USERNAME_PATTERN, "description": USERNAME_RULE}
+PASSWORD = {"minLength": PASSWORD_LENGTH[0], "maxLength": PASSWORD_LENGTH[1]}
+
+
+class UserCreateSchema(Schema):
+    username = Str(required=True, metadata=USERNAME)
+    password = Str(required=True, load_only=True, metadata=PASSWORD)
+    email = fields.Email(allow_none=True, load_default=None, validate=validate.Length(max=255))
+    role = fields.String(load_default="viewer", validate=validate.OneOf(ROLES))
+
+
+class UserUpdateSchema(Schema):
+    username = Str(metadata=USERNAME)
+    password = Str(load_only=True, metadata=PASSWORD)
+    email = fields.Email(allow_none=True, validate=validate.Length(max=255))
+    role = fields.String(validate=validate.OneOf(ROLES))
+    is_active = fields.Boolean()
+
+
+class TokenCreateSchema(Schema):
+    name = Str(required=True, validate=validate.Length(min=1, max=100))
+    expires_in_days = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(min=1, max=3650)
+    )
+
+
+# --- status pages ------------------------------------------------------------------------------------
+
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+MAX_STATUS_PAGE_SITES = 100
+
+
+class StatusPageWriteSchema(Schema):
+    """A public status page. Every field is optional on PATCH (partial=True)."""
+
+    slug = Str(
+        required=True,
+        validate=validate.Regexp(SLUG, error="1-64 lower-case letters, digits and -, not at either end"),
+    )
+    title = Str(required=True, validate=validate.Length(min=1, max=200))
+    description = Str(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+    site_ids = fields.List(Id(), required=True, validate=validate.Length(max=MAX_STATUS_PAGE_SITES))
+
+    @validates("site_ids")
+    def _distinct(self, value, **_):
+        if len(set(value)) != len(value):
+            raise ValidationError("a site may appear only once")
+
+
+class StatusPageUpdateSchema(StatusPageWriteSchema):
+    """PATCH body: any subset of the writable fields (used with partial=True)."""
