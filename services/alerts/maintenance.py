@@ -247,10 +247,11 @@ def _valid_zone(name: str) -> bool:
 
 def _apply(window: MaintenanceWindow, values: dict, user: User) -> None:
     site_ids = values.pop("site_ids")
+    if site_ids is not None:
+        _check_sites(user, site_ids)
     for name, value in values.items():
         setattr(window, name, value)
     if site_ids is not None:
-        _check_sites(user, site_ids)
         window.sites = [MaintenanceSite(site_id=site_id) for site_id in sorted(set(site_ids))]
 
 
