@@ -44,7 +44,7 @@ class Notifier:
         self.timeout_s = max(0.1, float(config["NOTIFY_TIMEOUT_S"]))
         self.backoff_base_s = max(0.0, float(config["NOTIFY_BACKOFF_BASE_S"]))
         # A lease outlives the longest send (connect + read, each bounded) with room to record it.
-        self.lease_s = max(float(config["NOTIFY_LEASE_S"]), 4 * self.timeout_s + 10)
+        self.lease_s = max(float(config["NOTIFY_LEASE_S"]), 2 * self.timeout_s + 5)
         self.poll_s = max(0.05, float(config["NOTIFY_POLL_INTERVAL_S"]))
         self.tick_s = max(0.1, float(config["ALERTS_TICK_INTERVAL_S"]))
         self.public_url = config.get("CLOUDEYE_PUBLIC_URL")
@@ -102,17 +102,22 @@ class Notifier:
             return self._sending + self._outcomes.qsize()
 
     def run_once(self, timeout_s: float = 60.0, tick: bool = True) -> dict:
-        """Tick, then claim what is due, send it and record it (in the caller's app context): one pass,
-        for tests and --once."""
+        """Tick, then claim, send and record until nothing is due (in the caller's app context): for
+        tests and --once. Returns the counts of what was recorded."""
         if tick:
             events.tick()
-        self.claim_and_send()
+        totals = {"sent": 0, "retry": 0, "failed": 0, "lost": 0}
         deadline = time.monotonic() + timeout_s
-        while self.sending() and time.monotonic() < deadline:
-            self._wake.wait(0.05)
-            self._wake.clear()
-            self.record_finished()
-        return self.record_finished()
+        while time.monotonic() < deadline:
+            claimed = self.claim_and_send()
+            if not claimed and not self.sending():
+                break
+            while self.sending() and time.monotonic() < deadline:
+                self._wake.wait(0.05)
+                self._wake.clear()
+                for name, count in self.record_finished().items():
+                    totals[name] += count
+        return totals
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

@@ -104,7 +104,7 @@ def upgrade():
     with op.batch_alter_table('notifications', schema=None) as batch_op:
         batch_op.create_index('ix_notifications_channel_time', ['channel_id', 'created_at'], unique=False)
         batch_op.create_index('ix_notifications_due', ['status', 'next_attempt_at'], unique=False)
-        batch_op.create_index('ix_notifications_reminders', ['channel_id', 'site_id', 'event', 'created_at'], unique=False)
+        batch_op.create_index('ix_notifications_reminders', ['channel_id', 'site_id', 'event', 'occurred_at'], unique=False)
         batch_op.create_index('ix_notifications_site_time', ['site_id', 'created_at'], unique=False)
 
     with op.batch_alter_table('incidents', schema=None) as batch_op:

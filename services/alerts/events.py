@@ -358,7 +358,7 @@ def _remind(now: datetime, counts: dict) -> None:
     last_sent = {
         (channel_id, site_id): latest
         for channel_id, site_id, latest in db.session.execute(
-            sa.select(Notification.channel_id, Notification.site_id, sa.func.max(Notification.created_at))
+            sa.select(Notification.channel_id, Notification.site_id, sa.func.max(Notification.occurred_at))
             .where(
                 Notification.event == "site.down",
                 Notification.channel_id.in_(list(reminding)),

@@ -116,9 +116,15 @@ def render(
     body = body.format(**values)
     if event in ("site.down", "site.up") and details.get("after_flapping"):
         body += texts["after_flapping"]
-    if public_url and site:
-        body += "\n" + texts["link"].format(link=f"{public_url.rstrip('/')}/sites/{site['id']}")
+    link = console_link(public_url, site)
+    if link:
+        body += "\n" + texts["link"].format(link=link)
     return title.format(**values), body
+
+
+def console_link(public_url: str | None, site: dict | None) -> str | None:
+    """The site's page in the web console, when CLOUDEYE_PUBLIC_URL says where that is."""
+    return f"{public_url.rstrip('/')}/sites/{site['id']}" if public_url and site else None
 
 
 def _event_values(event: str, occurred_at: datetime, details: dict, language: str, texts: dict) -> dict:

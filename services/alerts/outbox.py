@@ -3,7 +3,8 @@
 - `enqueue(events)` turns events into one `notifications` row per (event, channel) that should hear it,
   in the caller's transaction — the transaction of the state change that caused the events, so a state
   change and its notifications are committed together or not at all.
-- `claim(...)` hands a sender a batch of due rows under a lease: `SELECT ... FOR UPDATE SKIP LOCKED`
+- `claim(...)` hands a sender a batch of due rows, oldest first and in order per channel and site (a
+  row waits while an earlier one of the same pair is pending), under a lease: `SELECT ... FOR UPDATE SKIP LOCKED`
   (MariaDB 10.6+, MySQL 8; on SQLite a conditional UPDATE, one worker) then `claimed_until`/`claimed_by`,
   committed before anything is sent. It re-checks, at sending time, that the channel is enabled and
   that its owner can still see the site: a revoked share stops the news (the row fails with the reason).
@@ -25,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from services.alerts import channels as channel_rules
-from services.alerts.messages import render
+from services.alerts.messages import console_link, render
 from services.extensions import db
 from services.models import SEVERITY_RANK, Channel, Notification, Site, User
 from services.sites import get_site
@@ -132,6 +133,7 @@ class Delivery:
     title: str
     body: str
     attempt: int
+    link: str | None = None  # the site's page in the console, when CLOUDEYE_PUBLIC_URL is set
 
     def webhook_payload(self) -> dict:
         return {
@@ -141,6 +143,7 @@ class Delivery:
             "site": self.site,
             "summary": self.title,
             "details": self.details,
+            "link": self.link,
         }
 
 
@@ -151,10 +154,18 @@ class Outcome:
 
 
 def _due(now: datetime):
+    earlier = sa.orm.aliased(Notification)
     return sa.and_(
         Notification.status == "pending",
         Notification.next_attempt_at <= now,
         sa.or_(Notification.claimed_until.is_(None), Notification.claimed_until < now),
+        # In order per channel and site: a down is never overtaken by its up while it is retried.
+        ~sa.exists().where(
+            earlier.channel_id == Notification.channel_id,
+            earlier.site_id == Notification.site_id,
+            earlier.status == "pending",
+            earlier.id < Notification.id,
+        ),
     )
 
 
@@ -238,6 +249,7 @@ def claim(limit: int, lease_s: float, worker_id: str, public_url: str | None = N
                 title=title,
                 body=body,
                 attempt=row.attempts,
+                link=console_link(public_url, site),
             )
         )
     db.session.commit()

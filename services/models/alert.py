@@ -70,7 +70,7 @@ class Notification(db.Model):
         sa.Index("ix_notifications_channel_time", "channel_id", "created_at"),
         sa.Index("ix_notifications_site_time", "site_id", "created_at"),
         # Reminders: the latest site.down of a channel for a site.
-        sa.Index("ix_notifications_reminders", "channel_id", "site_id", "event", "created_at"),
+        sa.Index("ix_notifications_reminders", "channel_id", "site_id", "event", "occurred_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -159,7 +159,7 @@ def test_the_test_send_reaches_a_real_receiver_signed(operator, receiver):
     payload = received.json
     assert payload["event"] == "test" and payload["site"] is None
     assert payload["delivery_id"] == received.headers["X-Cloudeye-Delivery"]
-    assert set(payload) == {"delivery_id", "event", "occurred_at", "site", "summary", "details"}
+    assert set(payload) == {"delivery_id", "event", "occurred_at", "site", "summary", "details", "link"}
     [logged] = operator.get("/notifications").get_json()["items"]
     assert (
         logged["id"] == result["notification_id"] and logged["status"] == "sent" and logged["event"] == "test"
