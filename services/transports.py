@@ -29,7 +29,7 @@ from apprise.manager_plugins import NotificationManager
 USER_AGENT = "cloudeye-notify/1"
 ERROR_BODY_BYTES = 300
 WEBHOOK_SCHEMES = ("http", "https")
-ASSET = apprise.AppriseAsset(app_id="cloudeye", app_desc="cloudeye", app_url="https://github.com/cloudeye")
+ASSET = apprise.AppriseAsset(app_id="cloudeye", app_desc="cloudeye website monitor")
 
 log = logging.getLogger(__name__)
 N_MGR = NotificationManager()  # Apprise's registry of services (a singleton)

@@ -182,7 +182,9 @@ def _apply(channel: Channel, data: dict, owner: User) -> None:
         refuse("secret", "only webhooks (http/https) are signed; Apprise URLs carry their own credentials")
     site_ids = data.get("site_ids")
     if site_ids is not None:
-        if len(set(site_ids)) > MAX_SITES:
+        if not site_ids:
+            refuse("site_ids", "at least one site, or null for every site the owner can see")
+        elif len(set(site_ids)) > MAX_SITES:
             refuse("site_ids", f"at most {MAX_SITES} sites")
         else:
             for site_id in _invisible(owner, site_ids):

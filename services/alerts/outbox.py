@@ -153,12 +153,18 @@ class Outcome:
     error: str | None  # None: delivered
 
 
-def _due(now: datetime):
-    earlier = sa.orm.aliased(Notification)
+def _claimable(now: datetime):
     return sa.and_(
         Notification.status == "pending",
         Notification.next_attempt_at <= now,
         sa.or_(Notification.claimed_until.is_(None), Notification.claimed_until < now),
+    )
+
+
+def _due(now: datetime):
+    earlier = sa.orm.aliased(Notification)
+    return sa.and_(
+        _claimable(now),
         # In order per channel and site: a down is never overtaken by its up while it is retried.
         ~sa.exists().where(
             earlier.channel_id == Notification.channel_id,
@@ -189,7 +195,8 @@ def claim(limit: int, lease_s: float, worker_id: str, public_url: str | None = N
     table = Notification.__table__
     db.session.execute(
         sa.update(table)
-        .where(table.c.id.in_(ids), _due(now))  # SQLite: re-checked under its single-writer lock
+        # Re-checked under the row locks (and SQLite's single-writer lock): nobody claimed them meanwhile.
+        .where(table.c.id.in_(ids), _claimable(now))
         .values(claimed_until=lease, claimed_by=worker_id, attempts=table.c.attempts + 1)
         .execution_options(synchronize_session=False)
     )

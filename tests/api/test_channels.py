@@ -118,7 +118,8 @@ def test_site_ids_must_be_sites_the_owner_can_see(operator, other_operator, view
     )
     assert response.status_code == 201 and response.get_json()["site_ids"] == [own.id]
     channel_id = response.get_json()["id"]
-    # Back to every site, then to none of them is refused (at least one or null).
+    # None of them is refused (at least one, or null); back to every site.
+    assert viewer.patch(f"/channels/{channel_id}", json={"site_ids": []}).status_code == 422
     assert viewer.patch(f"/channels/{channel_id}", json={"site_ids": None}).get_json()["site_ids"] is None
     assert count(ChannelSite) == 0
 

@@ -46,7 +46,7 @@ class ChannelFields(Schema):
     site_ids = fields.List(
         Id(),
         allow_none=True,
-        validate=validate.Length(max=MAX_SITES),
+        validate=validate.Length(min=1, max=MAX_SITES),
         metadata={"description": "null (the default): every site the owner can see, now and later"},
     )
     min_severity = fields.String(
