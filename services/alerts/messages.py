@@ -109,7 +109,7 @@ def render(
     values = {
         "site": (site or {}).get("name", ""),
         "url": (site or {}).get("url", ""),
-        "at": _time(occurred_at, language),
+        "at": _time(occurred_at),
         "channel": channel_name,
         **_event_values(event, occurred_at, details, language, texts),
     }
@@ -131,14 +131,14 @@ def _event_values(event: str, occurred_at: datetime, details: dict, language: st
     if event == "site.down":
         since = _parse(details.get("since")) or occurred_at
         return {
-            "since": _time(since, language),
+            "since": _time(since),
             "duration": _duration((occurred_at - since).total_seconds(), language),
             "cause": details.get("cause") or "-",
         }
     if event == "site.up":
         since = _parse(details.get("down_since") or details.get("up_since")) or occurred_at
         return {
-            "since": _time(since, language),
+            "since": _time(since),
             "duration": _duration(details.get("downtime_s") or 0, language),
         }
     if event == "site.flapping":
@@ -153,7 +153,7 @@ def _event_values(event: str, occurred_at: datetime, details: dict, language: st
     if event == "tls.expiring":
         return {
             "days": details.get("days_left"),
-            "expires_at": _time(_parse(details.get("expires_at")), language),
+            "expires_at": _time(_parse(details.get("expires_at"))),
         }
     if event == "tamper.opened":
         reasons = []
@@ -189,21 +189,19 @@ def _parse(value) -> datetime | None:
     return datetime.fromisoformat(value)
 
 
-def _time(moment: datetime | None, language: str) -> str:
+def _time(moment: datetime | None) -> str:
     if moment is None:
         return "-"
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _duration(seconds: float, language: str) -> str:
+    """The two largest units: "2 h 5 min", "2小时5分钟"."""
+    chinese = language == "zh-CN"
+    units = ("天", "小时", "分钟", "秒") if chinese else (" d", " h", " min", " s")
     seconds = int(max(0, seconds))
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
-    units = ("d", "h", "min", "s") if language != "zh-CN" else ("天", "小时", "分钟", "秒")
-    parts = [
-        f"{n} {u}" if language != "zh-CN" else f"{n}{u}"
-        for n, u in zip((days, hours, minutes, secs), units, strict=True)
-        if n
-    ]
-    return (" " if language != "zh-CN" else "").join(parts[:2]) or ("0 s" if language != "zh-CN" else "0秒")
+    parts = [f"{n}{unit}" for n, unit in zip((days, hours, minutes, secs), units, strict=True) if n]
+    return ("" if chinese else " ").join(parts[:2] or [f"0{units[-1]}"])

@@ -177,3 +177,23 @@ def test_a_failed_test_send_says_why(operator, receiver):
     assert logged["last_error"] == result["error"]
     db.session.rollback()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Notification)) == 1
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"url": "foo://bar"},
+        {"events": ["nope"]},
+        {"remind_every_min": 10**6},
+        {"site_ids": [999999]},
+        {"secret": "x" * 300},
+        {"name": "ok", "language": "klingon"},
+    ],
+)
+def test_a_bad_patch_changes_nothing(operator, changes):
+    created = operator.post(
+        "/channels", json={"name": "ops", "url": "https://a.example.test/hook"}
+    ).get_json()
+    response = operator.patch(f"/channels/{created['id']}", json=changes)
+    assert response.status_code == 422 and response.get_json()["errors"]
+    assert operator.get(f"/channels/{created['id']}").get_json() == created

@@ -206,3 +206,27 @@ def test_who_may_create_windows(operator, other_operator, viewer, admin):
     assert other_operator.patch(f"/maintenance/{window['id']}", json={"title": "mine"}).status_code == 404
     assert admin.get("/maintenance").get_json()["total"] == 1
     assert admin.delete(f"/maintenance/{window['id']}").status_code == 204
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"ends_at": "2000-01-01T00:00:00Z"},
+        {"site_ids": []},
+        {"title": ""},
+        {"weekdays": ["mon"]},
+        {"timezone": "Nowhere/Else", "weekdays": ["mon"], "start_time": "01:00", "duration_min": 5},
+    ],
+)
+def test_a_bad_patch_changes_nothing(operator, changes):
+    site = create_site(operator.user)
+    one_off = {
+        "title": "x",
+        "site_ids": [site.id],
+        "starts_at": "2026-01-01T00:00:00Z",
+        "ends_at": "2026-01-02T00:00:00Z",
+    }
+    created = operator.post("/maintenance", json=one_off).get_json()
+    response = operator.patch(f"/maintenance/{created['id']}", json=changes)
+    assert response.status_code == 422 and response.get_json()["errors"], response.get_json()
+    assert operator.get(f"/maintenance/{created['id']}").get_json() == created
