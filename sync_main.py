@@ -1,7 +1,8 @@
 """Entry point of the sync worker.
 
     python sync_main.py                # run the worker until SIGTERM/SIGINT, then exit 0
-    python sync_main.py --once         # one pass: claim what is due, probe, store, import the inbox
+    python sync_main.py --once         # one pass: claim what is due, probe, store, import the inbox,
+                                       # send the notifications due
     python sync_main.py --healthcheck  # exit 0 when this host's worker has a fresh heartbeat, else 1
 
 Compose and supervisor run exactly these commands (docs/sync.md).
@@ -40,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         with app.app_context():
             report = worker.run_once()
             worker.inbox.run()
-        logging.getLogger("sync").info("one pass: %d checks stored", report.stored)
+            sent = worker.notifier.run_once()
+        logging.getLogger("sync").info("one pass: %d checks stored, notifications %s", report.stored, sent)
         return 0
     worker.install_signal_handlers()
     return worker.run()

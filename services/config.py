@@ -46,6 +46,16 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {value!r}") from exc
 
 
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {value!r}") from exc
+
+
 class Config:
     ENV_NAME = "development"
     TESTING = False
@@ -87,6 +97,15 @@ class Config:
         self.SYNC_FINDINGS_REFRESH_S = _env_int("SYNC_FINDINGS_REFRESH_S", 3600)
         self.SYNC_MAX_BODY_BYTES = _env_int("SYNC_MAX_BODY_BYTES", 2 * 1024 * 1024)
         self.SYNC_CA_FILE = env.get("SYNC_CA_FILE") or None  # extra trusted CAs (PEM), e.g. an intranet CA
+        # alerts (docs/alerts.md): links in messages, and the sync worker's sender
+        self.CLOUDEYE_PUBLIC_URL = (env.get("CLOUDEYE_PUBLIC_URL") or "").rstrip("/") or None
+        self.NOTIFY_CONCURRENCY = _env_int("NOTIFY_CONCURRENCY", 8)  # sends at once, per worker
+        self.NOTIFY_TIMEOUT_S = _env_float("NOTIFY_TIMEOUT_S", 10)  # each connect/read of a send
+        self.NOTIFY_BACKOFF_BASE_S = _env_float("NOTIFY_BACKOFF_BASE_S", 30)  # 1st retry; doubles after
+        self.NOTIFY_LEASE_S = _env_int("NOTIFY_LEASE_S", 120)  # a claimed notification's lease
+        self.NOTIFY_POLL_INTERVAL_S = _env_float("NOTIFY_POLL_INTERVAL_S", 1)
+        self.ALERTS_TICK_INTERVAL_S = _env_float("ALERTS_TICK_INTERVAL_S", 30)  # reminders, flapping
+        self.NOTIFICATIONS_RETENTION_DAYS = _env_int("NOTIFICATIONS_RETENTION_DAYS", 30)
         self.DB_POOL_SIZE = _env_int("DB_POOL_SIZE", 10)
         self.DB_MAX_OVERFLOW = _env_int("DB_MAX_OVERFLOW", 20)
         self.SQLALCHEMY_ENGINE_OPTIONS = self.engine_options()
@@ -117,7 +136,12 @@ class Config:
             "pool_timeout": 10,
         }
 
+    def check_public_url(self) -> None:
+        if self.CLOUDEYE_PUBLIC_URL and not self.CLOUDEYE_PUBLIC_URL.startswith(("http://", "https://")):
+            raise ConfigError("CLOUDEYE_PUBLIC_URL must be an http(s) URL, e.g. https://cloudeye.example.com")
+
     def validate(self) -> None:
+        self.check_public_url()
         if not self.SECRET_KEY:
             # Development and tests get a fresh random key per start: tokens are stored hashed,
             # so nothing persistent depends on it.
@@ -150,6 +174,7 @@ class ProductionConfig(Config):
     ENV_NAME = "production"
 
     def validate(self) -> None:
+        self.check_public_url()
         if self.SECRET_KEY.strip().lower() in KNOWN_DEFAULT_SECRETS or len(self.SECRET_KEY) < 16:
             raise ConfigError(
                 "SECRET_KEY is missing, too short or a known default; production needs a random value "

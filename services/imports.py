@@ -21,12 +21,14 @@ import io
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 
 import sqlalchemy as sa
 from flask import current_app, has_app_context
 
+from services.alerts import events as alert_events
 from services.errors import Conflict, DomainError, Invalid
 from services.extensions import db
 from services.locks import lock_name, mysql_named_lock
@@ -37,6 +39,7 @@ from services.models import (
     TRIAGED_STATUSES,
     Finding,
     FindingImport,
+    Site,
 )
 from services.models.base import utcnow
 from services.parsers.base import ParsedFinding, ReportError, normalise_severity
@@ -121,6 +124,9 @@ def import_report(
             record.unchanged = counts["unchanged"]
             record.closed = counts["closed"]
             record.duration_ms = round((time.monotonic() - started) * 1000, 1)
+            alert_events.findings_new(
+                site, reconciler.new_by_severity, f"import {record.id} ({record.scanner})", record.id
+            )
             db.session.commit()
         except ReportError as exc:
             db.session.rollback()
@@ -173,7 +179,8 @@ def import_upload(
 def reconcile_findings(site_id, scanner, findings, *, close_missing, import_id=None) -> dict:
     """Apply the dedup and re-import rules to `findings` (ParsedFinding of one `scanner`) on a site.
 
-    Does not commit: the caller owns the transaction. Returns {"created","reopened","unchanged","closed"}.
+    Does not commit: the caller owns the transaction (which also holds the findings.new notification of
+    the new and reopened ones). Returns {"created","reopened","unchanged","closed"}.
     """
     reconciler = FindingReconciler(site_id, import_id=import_id, label=f"{scanner} findings")
     for finding in findings:
@@ -183,6 +190,9 @@ def reconcile_findings(site_id, scanner, findings, *, close_missing, import_id=N
     reconciler.flush()
     if close_missing:
         reconciler.close_missing(scanner)
+    site = db.session.get(Site, site_id)
+    if site is not None:
+        alert_events.findings_new(site, reconciler.new_by_severity, f"{scanner} checks")
     return reconciler.counts()
 
 
@@ -195,6 +205,7 @@ class FindingReconciler:
         self.label = label
         self.now: datetime = utcnow()
         self.created = self.reopened = self.unchanged = self.closed = 0
+        self.new_by_severity: Counter = Counter()  # created and reopened, for findings.new
         self.processed = 0
         self._seen: set[str] = set()
         self._pending: dict[str, ParsedFinding] = {}
@@ -228,12 +239,12 @@ class FindingReconciler:
             return
         batch, self._pending = self._pending, {}
         rows = db.session.execute(
-            sa.select(Finding.id, Finding.dedup_key, Finding.status).where(
+            sa.select(Finding.id, Finding.dedup_key, Finding.status, Finding.severity).where(
                 Finding.site_id == self.site_id, Finding.dedup_key.in_(list(batch))
             )
         ).all()
         known = {row.dedup_key: row for row in rows}
-        new, seen, fixed, triaged = [], [], [], {}
+        new, seen, fixed, triaged, fixed_severity = [], [], [], {}, {}
         for key, finding in batch.items():
             row = known.get(key)
             if row is None:
@@ -244,11 +255,13 @@ class FindingReconciler:
                 seen.append(row.id)
             elif row.status == "fixed":
                 fixed.append(row.id)
+                fixed_severity[row.id] = row.severity
             elif row.status in TRIAGED_STATUSES:
                 self.unchanged += 1  # triaged by a person: the import leaves it exactly as it is
         if new:
             _bulk_insert(new)
             self.created += len(new)
+            self.new_by_severity.update(row["severity"] for row in new)
         # The status conditions are re-checked by the UPDATE itself, so a finding triaged meanwhile by
         # a PATCH (READ COMMITTED: the UPDATE sees it) is left alone.
         if seen:
@@ -256,6 +269,7 @@ class FindingReconciler:
                 seen, ACTIVE_STATUSES, last_seen_at=self.now, last_import_id=self.import_id
             )
         if fixed:
+            self.new_by_severity.update(fixed_severity.values())
             self.reopened += self._update(
                 fixed,
                 ("fixed",),

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import defer
 
+from services.alerts import events as alert_events
 from services.errors import Invalid
 from services.extensions import db
 from services.models import Site, TamperBaseline, TamperEvent, User
@@ -107,6 +108,7 @@ def check_page(site: Site, html: str, fetched_at: datetime) -> TamperOutcome:
     event.last_seen_at = now
     db.session.flush()
     if action == "opened":
+        alert_events.tamper_opened(site, event, now)
         log.warning(
             "site %s: tamper event %s opened (ratio %.3f, forbidden %s, new domains %s)",
             site.id,

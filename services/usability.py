@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, sqlite
 
+from services.alerts import events as alert_events
+from services.alerts import maintenance as maintenance_windows
 from services.cache import cache
 from services.extensions import db
 from services.models import Incident, Site, UsabilityCheck, UsabilityRollup, User
@@ -48,9 +50,12 @@ def day_start(moment: datetime) -> datetime:
 
 
 def record_results(results: list[CheckResult]) -> list[UsabilityCheck]:
-    """Store a batch of results with their state changes, incidents and rollups, in the caller's
-    transaction (the caller commits). A result whose (site, due_at) slot is already recorded — another
-    replica ran it — is skipped, so the batch never counts a slot twice."""
+    """Store a batch of results with their state changes, incidents, rollups and the notifications those
+    cause, in the caller's transaction (the caller commits). A result whose (site, due_at) slot is already
+    recorded — another replica ran it — is skipped, so the batch never counts a slot twice.
+
+    A check made inside a maintenance window is stored like any other, but counted apart in the rollups
+    (`checks_maintenance`, left out of uptime %), and an incident it opens is flagged `in_maintenance`."""
     if not results:
         return []
     site_ids = {r.site_id for r in results}
@@ -65,7 +70,8 @@ def record_results(results: list[CheckResult]) -> list[UsabilityCheck]:
             )
         ).all()
     )
-    stored = []
+    maintenance = maintenance_windows.coverage(site_ids)
+    stored, in_maintenance, changes, certificates = [], [], [], []
     for result in sorted(results, key=lambda r: r.checked_at):
         site = sites.get(result.site_id)
         if site is None or (result.site_id, result.due_at) in taken:
@@ -84,16 +90,26 @@ def record_results(results: list[CheckResult]) -> list[UsabilityCheck]:
         )
         db.session.add(check)
         stored.append(check)
-        _apply_state(site, result)
+        quiet = maintenance.active(site.id, result.checked_at)
+        in_maintenance.append(quiet)
+        change = _apply_state(site, result, quiet)
+        if change is not None:
+            changes.append(change)
+        if result.tls_expires_at is not None:
+            certificates.append((site, result.tls_expires_at, result.checked_at))
     db.session.flush()
-    _add_to_rollups(stored)
+    _add_to_rollups(stored, in_maintenance)
+    # State changed -> events: one call, wherever the up/down decision is made.
+    alert_events.site_states_changed(changes, maintenance)
+    alert_events.tls_checked(certificates, maintenance)
     for site_id in site_ids:
         invalidate_site(site_id)
     return stored
 
 
-def _apply_state(site: Site, result: CheckResult) -> None:
-    """up -> up; failures -> pending until more than max_retries in a row, then down (incident opens)."""
+def _apply_state(site: Site, result: CheckResult, in_maintenance: bool) -> alert_events.StateChange | None:
+    """up -> up; failures -> pending until more than max_retries in a row, then down (incident opens).
+    Returns the up/down transition this result made, if any."""
     site.last_checked_at = result.checked_at
     if result.tls_expires_at is not None:
         site.tls_expires_at = result.tls_expires_at
@@ -102,20 +118,26 @@ def _apply_state(site: Site, result: CheckResult) -> None:
         site.consecutive_failures = 0
         site.state = "up"
         if previous == "down":
-            _close_incident(site.id, result.checked_at)
-        return
+            incident = _close_incident(site.id, result.checked_at)
+            return alert_events.StateChange(site, "up", result.checked_at, incident)
+        return None
     site.consecutive_failures += 1
     if site.consecutive_failures > site.max_retries:
         site.state = "down"
         if previous != "down":
             cause = f"{result.failure_kind or 'other'}: {result.reason or 'check failed'}"[:500]
-            db.session.add(Incident(site_id=site.id, started_at=result.checked_at, cause=cause))
+            incident = Incident(
+                site_id=site.id, started_at=result.checked_at, cause=cause, in_maintenance=in_maintenance
+            )
+            db.session.add(incident)
             log.warning("site %s is down: %s", site.id, cause)
+            return alert_events.StateChange(site, "down", result.checked_at, incident)
     else:
         site.state = "pending"
+    return None
 
 
-def _close_incident(site_id: int, ended_at: datetime) -> None:
+def _close_incident(site_id: int, ended_at: datetime) -> Incident | None:
     incident = db.session.scalar(
         sa.select(Incident)
         .where(Incident.site_id == site_id, Incident.ended_at.is_(None))
@@ -125,12 +147,14 @@ def _close_incident(site_id: int, ended_at: datetime) -> None:
     if incident is not None:
         incident.ended_at = ended_at
         log.info("site %s is up again after %.0f s", site_id, incident.duration_s or 0)
+    return incident
 
 
-def _add_to_rollups(checks: list[UsabilityCheck]) -> None:
-    """Add the checks to their hourly and daily buckets with one upsert per bucket."""
+def _add_to_rollups(checks: list[UsabilityCheck], in_maintenance: list[bool]) -> None:
+    """Add the checks to their hourly and daily buckets with one upsert per bucket. A check made in a
+    maintenance window counts only in `checks_maintenance`: uptime % is checks_up / checks_total."""
     buckets: dict[tuple, dict] = {}
-    for check in checks:
+    for check, quiet in zip(checks, in_maintenance, strict=True):
         for period, start in (("hour", hour_start(check.checked_at)), ("day", day_start(check.checked_at))):
             row = buckets.setdefault(
                 (check.site_id, period, start),
@@ -143,8 +167,12 @@ def _add_to_rollups(checks: list[UsabilityCheck]) -> None:
                     "latency_sum_ms": 0.0,
                     "latency_count": 0,
                     "latency_max_ms": 0.0,
+                    "checks_maintenance": 0,
                 },
             )
+            if quiet:
+                row["checks_maintenance"] += 1
+                continue
             row["checks_total"] += 1
             if check.status == "up":
                 row["checks_up"] += 1
@@ -165,6 +193,7 @@ def _add_to_rollups(checks: list[UsabilityCheck]) -> None:
             latency_sum_ms=table.c.latency_sum_ms + new.latency_sum_ms,
             latency_count=table.c.latency_count + new.latency_count,
             latency_max_ms=sa.func.greatest(table.c.latency_max_ms, new.latency_max_ms),
+            checks_maintenance=table.c.checks_maintenance + new.checks_maintenance,
         )
     else:
         stmt = sqlite.insert(table).values(rows)
@@ -177,6 +206,7 @@ def _add_to_rollups(checks: list[UsabilityCheck]) -> None:
                 "latency_sum_ms": table.c.latency_sum_ms + new.latency_sum_ms,
                 "latency_count": table.c.latency_count + new.latency_count,
                 "latency_max_ms": sa.func.max(table.c.latency_max_ms, new.latency_max_ms),
+                "checks_maintenance": table.c.checks_maintenance + new.checks_maintenance,
             },
         )
     db.session.execute(stmt)

@@ -6,7 +6,9 @@ Threads, each with its own app context (so its own database session):
 - probe-N (SYNC_CONCURRENCY of them): network only, never the database;
 - writer-N (2): store finished probes in batches (sync/results.py);
 - follow-up-N (4): tamper checks and built-in findings of the stored answers;
-- inbox and retention: periodic jobs.
+- inbox and retention: periodic jobs;
+- notify, with its own pool of NOTIFY_CONCURRENCY sending threads: the notification outbox and the alerts
+  tick (sync/notify.py), so a slow receiver never holds a probe.
 Probes do network I/O and release the GIL while waiting, so one slow or dead site only holds one slot;
 CPU-heavy work (a big report import, a big page diff) does not freeze the probes the way it would in a
 single-threaded event loop.
@@ -30,6 +32,7 @@ from flask import Flask
 from services.extensions import db
 from sync import heartbeat, retention, scheduler
 from sync.inbox import Inbox
+from sync.notify import Notifier
 from sync.probe import Prober, ProbeResult, make_ssl_context
 from sync.results import BatchReport, Outcome, follow_up, needs_follow_up, store
 
@@ -58,6 +61,7 @@ class Worker:
         self.retention_days = int(config["USABILITY_RETENTION_DAYS"])
         self.hourly_rollup_days = int(config["USABILITY_HOURLY_ROLLUP_DAYS"])
         self.findings_refresh_s = int(config["SYNC_FINDINGS_REFRESH_S"])
+        self.notifications_retention_days = int(config["NOTIFICATIONS_RETENTION_DAYS"])
         self.prober = Prober(
             make_ssl_context(config.get("SYNC_CA_FILE")),
             int(config["SYNC_MAX_BODY_BYTES"]),
@@ -70,6 +74,7 @@ class Worker:
         )
 
         self.stopping = threading.Event()
+        self.notifier = Notifier(app, self.worker_id, self.stopping)
         self._wake = threading.Event()  # a probe slot freed up
         self._lock = threading.Lock()
         self._probing: set[int] = set()
@@ -178,10 +183,11 @@ class Worker:
         return report
 
     def close(self) -> None:
-        """Wait for running probes and free the probe threads (tests; `run` exits the process)."""
+        """Wait for running probes and sends and free their threads (tests; `run` exits the process)."""
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+        self.notifier.close()
 
     def in_flight(self) -> int:
         with self._lock:
@@ -241,6 +247,7 @@ class Worker:
                 name="inbox",
                 daemon=True,
             ),
+            threading.Thread(target=self.notifier.run, args=(self.grace_s,), name="notify", daemon=True),
             threading.Thread(
                 target=self._periodic,
                 args=("retention", self.retention_interval_s, 30.0, self._retention),
@@ -252,7 +259,7 @@ class Worker:
             thread.start()
         with self.app.app_context():
             self._main_loop()
-            return self._shutdown(helpers + threads[:1])  # retention needs no waiting for
+            return self._shutdown(helpers + threads[:2])  # retention needs no waiting for
 
     def _main_loop(self) -> None:
         next_beat = 0.0
@@ -335,7 +342,7 @@ class Worker:
                 self.stopping.wait(interval_s)
 
     def _retention(self) -> None:
-        retention.run(self.retention_days, self.hourly_rollup_days)
+        retention.run(self.retention_days, self.hourly_rollup_days, self.notifications_retention_days)
 
     def _shutdown(self, threads: list[threading.Thread]) -> int:
         deadline = time.monotonic() + self.grace_s

@@ -54,6 +54,7 @@ def test_upgrade_downgrade_upgrade_and_models_match(database, tmp_path):
     expected = {
         "users", "api_tokens", "sites", "site_members", "usability_checks", "usability_rollups", "incidents",
         "tamper_baselines", "tamper_events", "findings", "bug_imports", "worker_heartbeats",
+        "channels", "channel_sites", "notifications", "maintenance_windows", "maintenance_window_sites",
     }  # fmt: skip
     assert expected <= tables
     if engine.dialect.name == "mysql":

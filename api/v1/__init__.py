@@ -7,8 +7,11 @@ from services.config import API_PREFIX
 
 
 def register_v1(api):
+    from api.v1.channel.views import blp as channel
     from api.v1.finding.views import blp as finding
     from api.v1.health.views import blp as health
+    from api.v1.maintenance.views import blp as maintenance
+    from api.v1.notification.views import blp as notification
     from api.v1.site.views import blp as site
     from api.v1.status_page.views import blp as status_page
     from api.v1.status_page.views import public_blp as public
@@ -18,6 +21,18 @@ def register_v1(api):
 
     v1 = Blueprint("v1", __name__, description="cloudeye API v1")
     v1.before_request(authenticate_request)
-    for child in (user, site, usability, tamper, finding, status_page, public, health):
+    for child in (
+        user,
+        site,
+        usability,
+        tamper,
+        finding,
+        channel,
+        notification,
+        maintenance,
+        status_page,
+        public,
+        health,
+    ):
         v1.register_blueprint(child)
     api.register_blueprint(v1, url_prefix=API_PREFIX)

@@ -1,5 +1,18 @@
 """All models, importable from one place (and registered on the metadata for migrations)."""
 
+from services.models.alert import (
+    ALL_EVENTS,
+    CHANNEL_KINDS,
+    EVENTS,
+    LANGUAGES,
+    NOTIFICATION_STATUSES,
+    WEEKDAYS,
+    Channel,
+    ChannelSite,
+    MaintenanceSite,
+    MaintenanceWindow,
+    Notification,
+)
 from services.models.finding import (
     ACTIVE_STATUSES,
     FINDING_STATUSES,
@@ -24,6 +37,17 @@ from services.models.user import ROLES, ApiToken, User
 from services.models.worker import WorkerHeartbeat
 
 __all__ = [
+    "ALL_EVENTS",
+    "CHANNEL_KINDS",
+    "EVENTS",
+    "LANGUAGES",
+    "NOTIFICATION_STATUSES",
+    "WEEKDAYS",
+    "Channel",
+    "ChannelSite",
+    "MaintenanceSite",
+    "MaintenanceWindow",
+    "Notification",
     "ACTIVE_STATUSES",
     "CHECK_STATUSES",
     "EVENT_STATUSES",

@@ -41,6 +41,10 @@ class Site(db.Model):
     tls_expires_at: Mapped[object | None] = mapped_column(UTCDateTime)
     # A sync worker's claim on the check due at next_check_at; an expired claim is claimed again.
     claimed_until: Mapped[object | None] = mapped_column(UTCDateTime)
+    # Alerts (services/alerts/events.py): since when the site flaps (its up/down news is held back until it
+    # is stable), and the lowest TLS expiry threshold (days) already announced for its certificate.
+    flapping_since: Mapped[object | None] = mapped_column(UTCDateTime)
+    tls_alert_days: Mapped[int | None] = mapped_column()
 
     created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

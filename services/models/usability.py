@@ -45,6 +45,8 @@ class UsabilityRollup(db.Model):
     latency_sum_ms: Mapped[float] = mapped_column(sa.Float, default=0.0)
     latency_count: Mapped[int] = mapped_column(default=0)
     latency_max_ms: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    # Checks made inside a maintenance window: counted here only, so they are left out of uptime %.
+    checks_maintenance: Mapped[int] = mapped_column(default=0)
 
 
 class Incident(db.Model):
@@ -58,6 +60,8 @@ class Incident(db.Model):
     started_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[object | None] = mapped_column(UTCDateTime)
     cause: Mapped[str | None] = mapped_column(sa.String(500))
+    in_maintenance: Mapped[bool] = mapped_column(default=False)  # it began inside a maintenance window
+    announced_at: Mapped[object | None] = mapped_column(UTCDateTime)  # when its site.down was emitted
 
     @property
     def duration_s(self) -> float | None:

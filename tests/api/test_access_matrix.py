@@ -161,3 +161,33 @@ def test_user_management_is_admin_only_whatever_the_id(world, role):
     ):
         assert method(path, **kwargs).status_code == 403, (method.__name__, path)
     assert callers["admin"].get(f"/users/{target_id}").get_json()["role"] == "viewer"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_alerts_about_the_site(world, role):
+    """A channel may name the site when its owner can read it; a maintenance window needs write access
+    (viewers create none); the delivery log filtered by the site follows read access. An invisible site in a
+    body is a 422 naming it, like any unknown id there."""
+    callers, site_id, _, _ = world
+    caller = callers[role]
+    channel = caller.post(
+        "/channels", json={"name": role, "url": "https://hooks.example.test/x", "site_ids": [site_id]}
+    )
+    assert channel.status_code == (201 if role in READERS else 422), channel.get_json()
+    window = caller.post(
+        "/maintenance",
+        json={
+            "title": role,
+            "site_ids": [site_id],
+            "starts_at": "2026-01-01T00:00:00Z",
+            "ends_at": "2026-01-02T00:00:00Z",
+        },
+    )
+    refused = 403 if role in READERS or role.startswith("viewer") else 422  # viewers create no windows at all
+    assert window.status_code == (201 if role in WRITERS else refused), window.get_json()
+    assert caller.get(f"/notifications?site_id={site_id}").status_code == (200 if role in READERS else 404)
+    if role in READERS:
+        channel_id = channel.get_json()["id"]
+        for other in set(ROLES) - {role, "admin"}:  # a channel is its owner's (and admins')
+            assert callers[other].get(f"/channels/{channel_id}").status_code == 404, other
+            assert callers[other].post(f"/channels/{channel_id}/test").status_code == 404, other

@@ -11,6 +11,8 @@ tokens or change the caller's password cannot disarm the examples after them.
 Bounded and reproducible: a fixed number of examples per operation, derandomized, no deadline.
 """
 
+import ipaddress
+import socket
 import traceback
 from datetime import UTC, datetime, timedelta
 
@@ -35,7 +37,17 @@ from services import usability
 from services.cache import cache
 from services.config import API_PREFIX
 from services.extensions import db
-from services.models import ApiToken, Finding, FindingImport, TamperEvent, User
+from services.models import (
+    ApiToken,
+    Channel,
+    Finding,
+    FindingImport,
+    MaintenanceSite,
+    MaintenanceWindow,
+    Notification,
+    TamperEvent,
+    User,
+)
 from services.security import hash_token, new_token
 from services.usability import CheckResult
 from tests.factories import create_site, create_user, share, token_for
@@ -61,7 +73,11 @@ IDS = {
     "finding": [9301, 9302, 9303],
     "import": [9401],
     "token": [9501, 9502],  # API tokens of the admin and the operator
+    "channel": [9601, 9602, 9603],  # the operator's (a webhook, an Apprise URL), the other operator's
+    "window": [9801, 9802, 9803],  # the operator's one-off and weekly windows, the other operator's
 }
+# Channels of the seeded world send (POST /channels/{id}/test) to a loopback port nobody listens on.
+NOWHERE = "http://127.0.0.1:9/hook"
 CALLERS = {"admin": 9001, "operator": 9002}
 GENERIC_REPORT = (  # text, as the schema types the upload (binary bytes would read as invalid data)
     '{"findings": [{"title": "Outdated jQuery", "severity": "medium", "rule_id": "jquery-old",'
@@ -72,6 +88,10 @@ KNOWN_VALUES = {
     "accepted_status": ["200-399", "200, 301-302"],
     "tamper_ignore": [[], [r"\d{2}:\d{2}"]],
     "file": [GENERIC_REPORT],
+    "site_ids": [[9101], [9101, 9102]],
+    "timezone": ["UTC", "Asia/Shanghai"],
+    "start_time": ["02:00", "23:30"],
+    "weekdays": [["mon"], ["sat", "sun"]],
 }
 
 
@@ -160,6 +180,47 @@ class World:
                     last_import_id=IDS["import"][0],
                 )
             )
+        channels = zip(
+            IDS["channel"],
+            (operator, operator, other),
+            (NOWHERE, "mailto://127.0.0.1:9?from=a@example.test&to=b@example.test&mode=insecure", NOWHERE),
+            strict=True,
+        )
+        for channel_id, owner, url in channels:
+            db.session.add(
+                Channel(
+                    id=channel_id,
+                    owner_id=owner.id,
+                    name="seeded",
+                    url=url,
+                    kind="webhook" if url.startswith("http") else "apprise",
+                    all_sites=True,
+                )
+            )
+        db.session.flush()
+        db.session.add(
+            Notification(
+                channel_id=IDS["channel"][0],
+                site_id=own.id,
+                event="site.down",
+                delivery_id="00000000-0000-0000-0000-000000000001",
+                occurred_at=now,
+                payload={"site": {"id": own.id, "name": own.name, "url": own.url}, "details": {}},
+                status="failed",
+                attempts=8,
+                last_error="HTTP 500",
+            )
+        )
+        for window_id, owner, site, weekly in zip(
+            IDS["window"], (operator, operator, other), (own, own, hidden), (False, True, False), strict=True
+        ):
+            window = MaintenanceWindow(id=window_id, owner_id=owner.id, title="seeded")
+            if weekly:
+                window.weekdays, window.start_time, window.duration_min = ["sun"], "02:00", 60
+            else:
+                window.starts_at, window.ends_at = now, now + timedelta(hours=1)
+            window.sites = [MaintenanceSite(site_id=site.id)]
+            db.session.add(window)
         for token_id, user in zip(IDS["token"], (admin, operator), strict=True):
             db.session.add(
                 ApiToken(
@@ -265,6 +326,29 @@ def test_every_operation_answers_within_its_contract(api_schema, world, app, mod
     assert len(operations) > 20, "the OpenAPI document lost its operations"
     failures = [failure for op in operations if (failure := _fuzz(op, mode, world, app))]
     assert not failures, "\n\n".join(failures)
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch):
+    """Channels made by the fuzzer may name any host; POST /channels/{id}/test would send to it. Only
+    loopback is reached (where the seeded channels point, and the database and Redis are)."""
+    resolve, connect = socket.getaddrinfo, socket.socket.connect
+
+    def local_resolve(host, *args, **kwargs):
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            raise socket.gaierror(socket.EAI_NONAME, "the fuzz test reaches loopback only")
+        return resolve(host, *args, **kwargs)
+
+    def local_connect(sock, address):
+        if (
+            sock.family in (socket.AF_INET, socket.AF_INET6)
+            and not ipaddress.ip_address(address[0]).is_loopback
+        ):
+            raise ConnectionRefusedError("the fuzz test reaches loopback only")
+        return connect(sock, address)
+
+    monkeypatch.setattr(socket, "getaddrinfo", local_resolve)
+    monkeypatch.setattr(socket.socket, "connect", local_connect)
 
 
 @pytest.fixture(scope="module")

@@ -199,7 +199,8 @@ def test_every_application_setting_reaches_the_app_containers(compose):
     source = (ROOT / "services" / "config.py").read_text()
     settings = set(
         re.findall(
-            r"""(?:env\.get|_env_int|_env_bool|os\.environ\.get)\(\s*["']([A-Z][A-Z0-9_]*)["']""", source
+            r"""(?:env\.get|_env_int|_env_float|_env_bool|os\.environ\.get)\(\s*["']([A-Z][A-Z0-9_]*)["']""",
+            source,
         )
     )
     settings -= {"PORT"}  # `make run` only

@@ -37,7 +37,7 @@ def test_gunicorn_nginx_and_stack_variables_are_documented():
 
 def test_every_variable_the_python_code_reads_is_documented():
     pattern = re.compile(
-        r"""(?:environ\.get|getenv|environ\[|env\.get|_env_int|_env_bool)\(?\s*["']([A-Z][A-Z0-9_]*)["']"""
+        r"""(?:environ\.get|getenv|environ\[|env\.get|_env_int|_env_float|_env_bool)\(?\s*["']([A-Z][A-Z0-9_]*)["']"""
     )
     sources = [ROOT / "cloudeye.py", ROOT / "sync_main.py"]
     for package in ("services", "api", "sync"):

@@ -124,10 +124,12 @@ class Certificates:
     ca_key: ec.EllipticCurvePrivateKey
     directory: str
 
-    def server_context(self, days_valid: float, with_ip: bool = True) -> ssl.SSLContext:
-        """A server context with a leaf certificate for localhost (and 127.0.0.1 unless `with_ip` is
+    def server_context(
+        self, days_valid: float, with_ip: bool = True, dns_names: tuple = ("localhost",)
+    ) -> ssl.SSLContext:
+        """A server context with a leaf certificate for `dns_names` (and 127.0.0.1 unless `with_ip` is
         false) valid `days_valid` days."""
-        names = [x509.DNSName("localhost")]
+        names = [x509.DNSName(name) for name in dns_names]
         if with_ip:
             names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
         key = ec.generate_private_key(ec.SECP256R1())
