@@ -82,6 +82,11 @@ env: ## write .env from .env.example with generated secrets (never overwrites an
 .env:
 	scripts/make-env.sh
 
+.PHONY: base-images
+base-images: .env ## no registry? build the base images from Debian's packages, name them in .env (installs/starts Docker)
+	scripts/ensure-docker.sh
+	scripts/base-images.sh
+
 .PHONY: build
 build: .env ## build the images (cloudeye, cloudeye-nginx)
 	$(COMPOSE) build

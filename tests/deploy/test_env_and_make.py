@@ -31,8 +31,9 @@ def test_gunicorn_nginx_and_stack_variables_are_documented():
     stack = set()
     for script in ("stack-up.sh", "stack-lib.sh"):
         stack |= set(re.findall(r"\$\{((?:STACK|CLOUDEYE)_[A-Z_]+)", (ROOT / "scripts" / script).read_text()))
-    assert len(gunicorn) >= 14 and len(nginx) >= 20 and len(stack) >= 10
-    assert (gunicorn | nginx | stack) - documented == set()
+    base_images = set(re.findall(r"\$\{(BASE_IMAGES_[A-Z_]+)", (ROOT / "scripts/base-images.sh").read_text()))
+    assert len(gunicorn) >= 14 and len(nginx) >= 20 and len(stack) >= 10 and len(base_images) >= 4
+    assert (gunicorn | nginx | stack | base_images) - documented == set()
 
 
 def test_every_variable_the_python_code_reads_is_documented():
