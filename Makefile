@@ -51,13 +51,17 @@ makemigrations: venv ## new migration from the models: make makemigrations m="wh
 	$(VENV)/bin/flask db migrate -m "$(m)"
 
 .PHONY: test
-test: venv ## lint, then the whole test suite, stack tests included (starts MariaDB and Redis, installs nginx when needed)
+test: venv ## lint, then the whole test suite, stack and compose tests included (starts MariaDB, Redis, Docker when needed)
 	$(VENV)/bin/ruff check --quiet .
 	$(VENV)/bin/ruff format --check --quiet .
 	scripts/ensure-services.sh
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	scripts/with-docker.sh $(VENV)/bin/pytest $(PYTEST_ARGS)
 	@echo "=== API and service tests again on SQLite, the embedded default of make run"
 	CLOUDEYE_TEST_BACKEND=sqlite $(VENV)/bin/pytest tests/api tests/services --deselect tests/api/test_fuzz.py $(PYTEST_ARGS)
+
+.PHONY: e2e
+e2e: venv ## the compose stack end to end on a Docker engine (tests/compose; installs and starts Docker when needed)
+	scripts/with-docker.sh $(VENV)/bin/pytest tests/compose $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: venv ## ruff, and hadolint on the Dockerfiles

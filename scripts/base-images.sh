@@ -85,6 +85,10 @@ fi
 apt_conf=$(apt-config dump 2>/dev/null | grep -iE '^Acquire::([a-z]+::Proxy|Check-Valid-Until|Check-Date)' || true)
 
 digest() { sha256sum | cut -c1-16; }
+# Images a rebuild replaced (now untagged): removed at the end, derived ones before their bases; one a
+# container still uses stays.
+replaced=()
+remove_replaced() { if [ -n "$1" ]; then replaced+=("$1"); fi; }
 current_inputs() { docker image inspect -f "{{ index .Config.Labels \"$label\" }}" "$1" 2>/dev/null || true; }
 up_to_date() { [ -z "${BASE_IMAGES_REBUILD:-}" ] && [ "$(current_inputs "$1")" = "$2" ]; }
 
@@ -140,7 +144,7 @@ configure_rootfs() {
 }
 
 build_debian() {
-	local image=$1 inputs=$2 suite=$3 rootfs script
+	local image=$1 inputs=$2 suite=$3 rootfs script previous
 	command -v debootstrap >/dev/null 2>&1 || {
 		log "installing debootstrap"
 		as_root apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends debootstrap >/dev/null
@@ -148,6 +152,7 @@ build_debian() {
 	# A debootstrap older than the suite has no script for it; testing's is unstable's.
 	script=/usr/share/debootstrap/scripts/$suite
 	[ -e "$script" ] || script=/usr/share/debootstrap/scripts/sid
+	previous=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
 	rootfs=$(mktemp -d /var/tmp/cloudeye-rootfs.XXXXXX)
 	# shellcheck disable=SC2064 # the path is fixed now
 	trap "as_root rm -rf '$rootfs'" EXIT
@@ -158,6 +163,7 @@ build_debian() {
 		--change "LABEL $label=$inputs" --change 'ENV LANG=C.UTF-8' --change 'CMD ["bash"]' - "$image" >/dev/null
 	as_root rm -rf "$rootfs"
 	trap - EXIT
+	remove_replaced "$previous"
 }
 
 declare -A debian_inputs
@@ -197,7 +203,8 @@ build_on_debian() { # build_on_debian NAME SUITE: docker/base/NAME/ on $prefix/d
 		return
 	fi
 	log "building $image"
-	local started=$SECONDS
+	local started=$SECONDS previous
+	previous=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
 	build_log=$(mktemp)
 	if ! docker build --build-arg "DEBIAN_IMAGE=$prefix/debian:$suite" --label "$label=$inputs" \
 		-t "$image" "$directory" >"$build_log" 2>&1; then
@@ -206,6 +213,7 @@ build_on_debian() { # build_on_debian NAME SUITE: docker/base/NAME/ on $prefix/d
 		die "building $image failed"
 	fi
 	rm -f "$build_log"
+	remove_replaced "$previous"
 	log "built $image in $((SECONDS - started)) s"
 }
 
@@ -215,8 +223,7 @@ build_on_debian redis bookworm
 build_on_debian mysql bookworm
 debian_base forky
 build_on_debian nginx forky
-# Each rebuild leaves the previous image untagged.
-docker image prune -f --filter "label=$label" >/dev/null
+for ((i = ${#replaced[@]} - 1; i >= 0; i--)); do docker image rm "${replaced[i]}" >/dev/null 2>&1 || true; done
 
 # --- .env: the names compose and the Dockerfiles read ----------------------------------------------
 python3 - "$env_file" "$prefix" <<'PY'
