@@ -188,7 +188,7 @@ debian_base() { # debian_base SUITE: $prefix/debian:SUITE, built when its inputs
 
 # --- the images on top of them -------------------------------------------------------------------
 build_on_debian() { # build_on_debian NAME SUITE: docker/base/NAME/ on $prefix/debian:SUITE -> $prefix/NAME:SUITE
-	local name=$1 suite=$2 directory=$root/docker/base/$1 image=$prefix/$1:$2 inputs build_log
+	local suite=$2 directory=$root/docker/base/$1 image=$prefix/$1:$2 inputs build_log
 	inputs=$(
 		{
 			echo "${debian_inputs[$suite]}"

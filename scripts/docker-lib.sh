@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # COMPOSE and DOCKERD_STARTED are for the scripts that source this file
 # A Docker engine with Compose v2 on this host, for `make base-images`, `make test` and `make e2e`.
 # Sourced by scripts/ensure-docker.sh and scripts/with-docker.sh. Needs root (or sudo) only for what is
 # missing: Debian's docker.io, the Compose plugin, starting dockerd.

@@ -117,6 +117,12 @@ def test_make_up_reaches_healthy_and_the_migrate_job_ran_once(stack):
     assert "admin 'admin' created" in up
     assert "migrate" not in state  # removed after it exited 0 (make stops on any other exit)
     assert stack.sql("SELECT COUNT(*) FROM users")[0] == ["1"]
+    # mysql-init ran in the first start of the volume: the app's user has only what it needs.
+    grants = [row[0] for row in stack.sql("SHOW GRANTS FOR 'cloudeye'@'%'")]
+    assert grants[0].startswith("GRANT USAGE ON *.* TO `cloudeye`@`%`") and len(grants) == 2, grants
+    assert grants[1].startswith(
+        "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, REFERENCES, INDEX, ALTER ON"
+    )
     ready = requests.get(f"{stack.url}/readyz", timeout=10).json()
     assert ready["db"] == "ok" and ready["redis"] == "ok"
 
@@ -556,7 +562,7 @@ def test_the_readme_backup_restores_into_a_fresh_volume_with_identical_data(stac
         assert stack.dump(project_env=fresh) == reference
         stack.compose("down", "-v", env=fresh, timeout=300)
     finally:
-        stack.compose("start", "api", "sync", timeout=180)
+        stack.compose("up", "-d", "--wait", "--no-deps", "api", "sync", timeout=300)
     wait_healthy(stack)
 
 

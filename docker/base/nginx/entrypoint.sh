@@ -1,7 +1,7 @@
 #!/bin/sh
-# Entrypoint of the local nginx stand-in, with the official image's contract: when the command is nginx,
-# every executable /docker-entrypoint.d/*.sh runs first (and *.envsh are sourced), in name order; a
-# failing one stops the container.
+# Entrypoint of the nginx stand-in (make base-images), with the official image's contract: when the
+# command is nginx, every executable /docker-entrypoint.d/*.sh runs first (and *.envsh are sourced), in
+# name order; a failing one stops the container.
 set -eu
 if [ "${1:-}" = nginx ] || [ "${1:-}" = nginx-debug ]; then
 	for script in /docker-entrypoint.d/*; do
