@@ -16,6 +16,7 @@ import re
 import secrets
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -227,15 +228,26 @@ def dangling_images() -> set[str]:
 
 
 def tear_down(stack: ComposeStack, projects: list[str], images_before: set[str]) -> None:
-    for project in projects:
-        env = {**stack.env, "COMPOSE_PROJECT_NAME": project}
-        stack.compose("down", "-v", "--remove-orphans", "--timeout", "10", env=env, check=False, timeout=300)
-    tag = stack.env["CLOUDEYE_TAG"]
-    docker("image", "rm", f"cloudeye:{tag}", f"cloudeye-nginx:{tag}", check=False)
-    # The layers this run's builds left behind (the build stage's, untagged): not the base images.
-    left = sorted(dangling_images() - images_before)
-    if left:
-        docker("image", "rm", *left, check=False)
+    """Everything the session made, even when it is being interrupted: a second Ctrl-C is ignored
+    meanwhile, and the commands run in their own session, so the terminal's Ctrl-C does not reach them."""
+
+    def run(command: list[str], env: dict | None = None) -> None:
+        subprocess.run(command, cwd=stack.directory, env=env or stack.env, capture_output=True, timeout=300,
+                       start_new_session=True)  # fmt: skip
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for project in projects:
+            env = {**stack.env, "COMPOSE_PROJECT_NAME": project}
+            run([*stack.compose_command, "down", "-v", "--remove-orphans", "--timeout", "10"], env)
+        tag = stack.env["CLOUDEYE_TAG"]
+        run(["docker", "image", "rm", f"cloudeye:{tag}", f"cloudeye-nginx:{tag}"])
+        # The layers this run's builds left behind (the build stage's, untagged): not the base images.
+        left = sorted(dangling_images() - images_before)
+        if left:
+            run(["docker", "image", "rm", *left])
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session")

@@ -515,6 +515,7 @@ def test_kill_9_of_an_api_container_under_load_loses_only_in_flight_requests(sta
 
 def test_make_down_and_make_up_keep_every_row(stack):
     stack.compose("stop", "api", "sync", timeout=180)  # nothing writes while the state is compared
+    orphans_before = set(docker("volume", "ls", "-q", "--filter", "dangling=true").stdout.split())
     before = stack.dump()
     assert "INSERT INTO `sites`" in before and "INSERT INTO `usability_checks`" in before
     stack.make("down", timeout=300)
@@ -523,6 +524,8 @@ def test_make_down_and_make_up_keep_every_row(stack):
     assert stack.dump() == before  # a new mysql container, the same volume, every row
     stack.make("up", timeout=900)
     wait_healthy(stack)
+    # No anonymous volume left behind by the removed containers (redis' /data is a tmpfs).
+    assert set(docker("volume", "ls", "-q", "--filter", "dangling=true").stdout.split()) <= orphans_before
     stack.compose("up", "-d", "--wait", "target", timeout=300)
     listed = requests.get(stack.api("/sites?per_page=1"), headers=stack.auth, timeout=30)  # the token too
     assert listed.status_code == 200
