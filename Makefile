@@ -67,7 +67,7 @@ e2e: venv ## the compose stack end to end on a Docker engine (tests/compose; ins
 lint: venv ## ruff, and hadolint on the Dockerfiles
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/hadolint Dockerfile nginx/Dockerfile
+	$(VENV)/bin/hadolint Dockerfile nginx/Dockerfile docker/base/*/Dockerfile
 
 .PHONY: bench
 bench: venv ## run every benchmark in bench/ (each prints its own ratios; installs wrk and mysqlclient)

@@ -1,7 +1,7 @@
 """The compose stack, built and booted for real on a Docker engine, once per session.
 
 A copy of the checkout (tracked and new files, as `git ls-files` sees them) gets the README's Docker quick
-start word for word: `make env`, `make base-images` (the local stand-ins: no registry is reachable here),
+start word for word: `make base-images` (the local stand-ins: no registry is reachable here), `make env`,
 `make up`. Everything is its own: the compose project name (containers, network, volumes), the image tag
 (cloudeye:e2e-<id>), a free published port. At the end, also when a test failed: `docker compose down
 -v` for every project the suite made, its images and the layers its builds left are removed, the copy
@@ -265,9 +265,12 @@ def stack():
     instance = ComposeStack(directory, project, int(env["CLOUDEYE_HTTP_PORT"]), env, compose_command)
     images_before = dangling_images()
     try:
-        # The README's quick start for a host without a registry, as typed.
-        instance.outputs["env"] = instance.make("env")[1]
+        # The README's quick start for a host without a registry, as typed: make base-images, make env
+        # (which then leaves the .env make base-images wrote alone), make up.
         instance.outputs["base-images"] = instance.make("base-images", timeout=1800)[1]
+        instance.outputs["env"] = instance.make("env")[1]
+        assert "already exists: left untouched" in instance.outputs["env"]
+        assert "MYSQL_IMAGE=cloudeye-base/mysql:bookworm" in (directory / ".env").read_text()
         # Settings the tests rely on, as an operator adds them to .env.
         with (directory / ".env").open("a") as env_file:
             env_file.write(

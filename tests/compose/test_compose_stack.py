@@ -453,7 +453,12 @@ def test_restarting_mysql_gives_503_then_recovers_with_nothing_lost(stack):
     accepted = {name for what, status, name in results if what == "post" and status == 201}
     refused = {name for what, status, name in results if what == "post" and status == 503}
     assert accepted <= stored  # nothing acknowledged is lost
-    assert not refused & stored  # nothing refused was half-written
+    # A 503 write may still be stored, whole: the database went away after its commit (reading the new
+    # row back for the answer failed) or during it (the outcome never reached the app). Never twice.
+    print(f"answered 503 yet stored: {sorted(refused & stored)}")
+    assert int(stack.sql("SELECT COUNT(*) FROM sites WHERE name LIKE 'e2e during restart %'")[0][0]) == len(
+        (accepted | refused) & stored
+    )
     wait_healthy(stack, api=3, sync=2)
 
 
