@@ -1,10 +1,13 @@
-# syntax=docker/dockerfile:1
 # One image for every Python process of cloudeye; compose and supervisor pick the command:
 #   api      gunicorn -c api/gunicorn.conf.py cloudeye:app
 #   sync     python sync_main.py
 #   migrate  flask setup            (flask db upgrade + admin bootstrap, then exit 0)
 # docker/entrypoint.sh also accepts those three words as shortcuts, and anything else is exec'd as given.
+#
+# Builds with BuildKit and with the legacy builder alike (Debian's docker.io has no buildx): no syntax
+# directive to pull, no BuildKit-only flag. The executable bits come from git (docker/entrypoint.sh).
 
+# The python base: the official image, or `make base-images`' Debian stand-in (PYTHON_IMAGE in .env).
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 
 # --- build: the dependencies in a virtualenv, from pyproject.toml and constraints.txt alone (cached until
@@ -46,12 +49,15 @@ COPY --chown=root:root api/ api/
 COPY --chown=root:root console/ console/
 COPY --chown=root:root sync/ sync/
 COPY --chown=root:root migrations/ migrations/
-COPY --chown=root:root --chmod=0755 docker/ docker/
+COPY --chown=root:root docker/ docker/
 
 USER ${CLOUDEYE_UID}:${CLOUDEYE_GID}
 # Named volumes start as copies of these directories, so they are owned by cloudeye from the first run.
 VOLUME ["/app/log", "/app/data"]
 EXPOSE 8000
+# Ready, by the role the container runs: api /readyz (database, Redis, schema at head), sync a fresh
+# heartbeat, a one-shot command simply running. compose states the same per service.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["python", "docker/healthcheck.py"]
 # Exec form all the way down (the entrypoint ends in `exec`): SIGTERM reaches gunicorn or the worker.
 ENTRYPOINT ["/app/docker/entrypoint.sh"]
 CMD ["api"]

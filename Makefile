@@ -20,7 +20,7 @@ SCALE = --scale api=$(API_REPLICAS) --scale sync=$(SYNC_REPLICAS)
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,12 +51,12 @@ makemigrations: venv ## new migration from the models: make makemigrations m="wh
 	$(VENV)/bin/flask db migrate -m "$(m)"
 
 .PHONY: test
-test: venv ## lint, then the whole test suite, stack tests included (starts MariaDB and Redis, installs nginx when needed)
+test: venv ## lint, then the whole test suite, stack and compose tests included (starts MariaDB, Redis, Docker when needed)
 	$(VENV)/bin/ruff check --quiet .
 	$(VENV)/bin/ruff format --check --quiet .
 	scripts/ensure-services.sh
 	scripts/ensure-browser.sh
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	scripts/with-docker.sh $(VENV)/bin/pytest $(PYTEST_ARGS)
 	@echo "=== API and service tests again on SQLite, the embedded default of make run"
 	CLOUDEYE_TEST_BACKEND=sqlite $(VENV)/bin/pytest tests/api tests/services --deselect tests/api/test_fuzz.py $(PYTEST_ARGS)
 
@@ -66,11 +66,15 @@ test-fast: ## the inner loop: unit and API tests on SQLite with the in-process c
 	CLOUDEYE_TEST_BACKEND=sqlite CLOUDEYE_TEST_REDIS= $(VENV)/bin/pytest tests/api tests/services \
 		--deselect tests/api/test_fuzz.py $(PYTEST_ARGS)
 
+.PHONY: e2e
+e2e: venv ## the compose stack end to end on a Docker engine (tests/compose; installs and starts Docker when needed)
+	scripts/with-docker.sh $(VENV)/bin/pytest tests/compose $(PYTEST_ARGS)
+
 .PHONY: lint
 lint: venv ## ruff, and hadolint on the Dockerfiles
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/hadolint Dockerfile nginx/Dockerfile
+	$(VENV)/bin/hadolint Dockerfile nginx/Dockerfile docker/base/*/Dockerfile
 
 .PHONY: bench
 bench: venv ## run every benchmark in bench/ (each prints its own ratios; installs wrk and mysqlclient)
@@ -88,6 +92,11 @@ env: ## write .env from .env.example with generated secrets (never overwrites an
 
 .env:
 	scripts/make-env.sh
+
+.PHONY: base-images
+base-images: .env ## no registry? build the base images from Debian's packages, name them in .env (installs/starts Docker)
+	scripts/ensure-docker.sh
+	scripts/base-images.sh
 
 .PHONY: build
 build: .env ## build the images (cloudeye, cloudeye-nginx)

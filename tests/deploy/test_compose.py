@@ -73,13 +73,43 @@ def test_no_version_key_and_the_expected_services(compose):
     assert set(compose["services"]) == SERVICES
 
 
+def default_of(value: str, variable: str) -> str:
+    """The default of `${VARIABLE:-default}`, the whole value."""
+    match = re.fullmatch(r"\$\{" + variable + r":-([^}]+)\}", value)
+    assert match, f"{value!r} is not ${{{variable}:-default}}"
+    return match.group(1)
+
+
+def dockerfile_arg_default(path: str, name: str) -> str:
+    match = re.search(rf"^ARG {name}=(\S+)$", (ROOT / path).read_text(), flags=re.MULTILINE)
+    assert match, f"{path} has no ARG {name}=default"
+    return match.group(1)
+
+
 def test_images_are_pinned(compose):
-    assert re.fullmatch(r"mysql:8\.4\.\d+", compose["services"]["mysql"]["image"])
-    assert re.fullmatch(r"redis:\d+\.\d+\.\d+(-alpine)?", compose["services"]["redis"]["image"])
+    # The official images by default; `make base-images` names local stand-ins in .env instead.
+    assert re.fullmatch(r"mysql:8\.4\.\d+", default_of(compose["services"]["mysql"]["image"], "MYSQL_IMAGE"))
+    assert re.fullmatch(
+        r"redis:\d+\.\d+\.\d+(-alpine)?", default_of(compose["services"]["redis"]["image"], "REDIS_IMAGE")
+    )
     api_image = compose["services"]["api"]["image"]
     for name in APP_SERVICES:
         assert compose["services"][name]["image"] == api_image, "api, sync and migrate share one image"
         assert compose["services"][name]["build"]["context"] == "."
+
+
+def test_base_images_can_be_swapped_and_default_to_the_dockerfiles(compose):
+    """compose passes PYTHON_IMAGE and NGINX_BASE_IMAGE to the builds, defaulting to what the Dockerfiles
+    default to, so a build without .env and a build with compose agree."""
+    python = compose["services"]["api"]["build"]["args"]["PYTHON_IMAGE"]
+    assert default_of(python, "PYTHON_IMAGE") == dockerfile_arg_default("Dockerfile", "PYTHON_IMAGE")
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", default_of(python, "PYTHON_IMAGE"))
+    nginx = compose["services"]["nginx"]["build"]["args"]["NGINX_BASE_IMAGE"]
+    assert default_of(nginx, "NGINX_BASE_IMAGE") == dockerfile_arg_default(
+        "nginx/Dockerfile", "NGINX_BASE_IMAGE"
+    )
+    for path, name in (("Dockerfile", "PYTHON_IMAGE"), ("nginx/Dockerfile", "NGINX_BASE_IMAGE")):
+        assert f"FROM ${{{name}}}" in (ROOT / path).read_text()
 
 
 def test_migrate_is_a_one_shot_job_the_app_waits_for(compose):

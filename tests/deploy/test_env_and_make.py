@@ -31,8 +31,9 @@ def test_gunicorn_nginx_and_stack_variables_are_documented():
     stack = set()
     for script in ("stack-up.sh", "stack-lib.sh"):
         stack |= set(re.findall(r"\$\{((?:STACK|CLOUDEYE)_[A-Z_]+)", (ROOT / "scripts" / script).read_text()))
-    assert len(gunicorn) >= 14 and len(nginx) >= 20 and len(stack) >= 10
-    assert (gunicorn | nginx | stack) - documented == set()
+    base_images = set(re.findall(r"\$\{(BASE_IMAGES_[A-Z_]+)", (ROOT / "scripts/base-images.sh").read_text()))
+    assert len(gunicorn) >= 14 and len(nginx) >= 20 and len(stack) >= 10 and len(base_images) >= 4
+    assert (gunicorn | nginx | stack | base_images) - documented == set()
 
 
 def test_every_variable_the_python_code_reads_is_documented():
@@ -112,7 +113,8 @@ def test_help_is_the_default_and_lists_the_targets():
     assert result.returncode == 0 and default.stdout == result.stdout
     listed = set(re.findall(r"^  (\S+)", result.stdout, re.MULTILINE))
     expected = {"help", "env", "up", "down", "logs", "ps", "migrate", "makemigrations", "shell", "run", "stack",
-                "stack-down", "test", "lint", "bench", "staging-up", "staging-down", "staging-pull", "venv"}  # fmt: skip
+                "stack-down", "test", "lint", "bench", "staging-up", "staging-down", "staging-pull", "venv",
+                "base-images", "e2e"}  # fmt: skip
     assert expected <= listed
 
 
@@ -132,6 +134,11 @@ def test_help_is_the_default_and_lists_the_targets():
         ("makemigrations", ["flask db upgrade", "flask db migrate -m"]),
         ("staging-up", ["compose.staging.yaml pull", "compose.staging.yaml run --rm migrate", "--no-build"]),
         ("stack", ["scripts/stack-up.sh"]),
+        # No registry: Docker made to run, then the stand-ins built and named in .env.
+        ("base-images", ["scripts/ensure-docker.sh", "scripts/base-images.sh"]),
+        # The compose suite runs with an engine (installed and started when needed, then stopped).
+        ("test", ["ruff check", "scripts/ensure-services.sh", "scripts/with-docker.sh .venv/bin/pytest"]),
+        ("e2e", ["scripts/with-docker.sh .venv/bin/pytest tests/compose"]),
         ("stack-down", ["scripts/stack-down.sh"]),
     ],
 )

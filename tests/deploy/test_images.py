@@ -146,7 +146,7 @@ def test_build_context_excludes_secrets_and_local_state():
 def test_api_healthcheck_script_is_in_the_image_and_works(compose):
     test = compose["services"]["api"]["healthcheck"]["test"]
     assert test[:3] == ["CMD", "python", "docker/healthcheck.py"]
-    assert "COPY --chown=root:root --chmod=0755 docker/ docker/" in (ROOT / "Dockerfile").read_text()
+    assert "COPY --chown=root:root docker/ docker/" in (ROOT / "Dockerfile").read_text()
     statuses = iter([200, 503])
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -185,19 +185,94 @@ def test_sync_healthcheck_entry_exists(compose):
     assert result.returncode == 0 and "--healthcheck" in result.stdout
 
 
+def arg_default(dockerfile: Path, name: str) -> str:
+    args = dict(
+        rest.split("=", 1) for keyword, rest in instructions(dockerfile) if keyword == "ARG" and "=" in rest
+    )
+    return args[name]
+
+
 def test_nginx_healthcheck_tool_is_in_its_image(compose):
     assert compose["services"]["nginx"]["healthcheck"]["test"][1] == "wget"
-    base = next(rest for keyword, rest in instructions(ROOT / "nginx" / "Dockerfile") if keyword == "FROM")
+    base = arg_default(ROOT / "nginx" / "Dockerfile", "NGINX_BASE_IMAGE")
     assert re.fullmatch(r"nginx:\d+\.\d+\.\d+-alpine", base), "busybox wget comes with the alpine variant"
     major, minor, _ = map(int, base.split(":")[1].split("-")[0].split("."))
     assert (major, minor) >= (1, 27), "upstream `server ... resolve` needs nginx 1.27.3+"
+    # The local stand-in installs the same tools and checks the same version floor.
+    stand_in = (ROOT / "docker" / "base" / "nginx" / "Dockerfile").read_text()
+    assert "gettext-base wget" in stand_in and "1.27.3" in stand_in
 
 
 def test_database_and_cache_healthchecks_use_their_images_clients(compose):
-    assert compose["services"]["mysql"]["image"].startswith("mysql:")  # the official image ships `mysql`
+    # The official images ship `mysql` and `redis-cli`; so do the stand-ins of make base-images.
+    assert "mysql:" in compose["services"]["mysql"]["image"]
     assert "mysql --protocol=TCP" in compose["services"]["mysql"]["healthcheck"]["test"][1]
-    assert compose["services"]["redis"]["image"].startswith("redis:")  # ships redis-cli
+    assert "redis:" in compose["services"]["redis"]["image"]
     assert compose["services"]["redis"]["healthcheck"]["test"][1].startswith("redis-cli ")
+    assert "mariadb-client" in (ROOT / "docker" / "base" / "mysql" / "Dockerfile").read_text()
+    assert "redis-server" in (ROOT / "docker" / "base" / "redis" / "Dockerfile").read_text()
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_dockerfiles_build_without_buildkit(dockerfile):
+    """Debian's docker.io has no buildx, so compose falls back to the legacy builder: no syntax directive
+    (BuildKit would pull its frontend from a registry), no BuildKit-only flags or heredocs."""
+    text = dockerfile.read_text()
+    assert not re.search(r"^#\s*syntax=", text, flags=re.MULTILINE)
+    for keyword, rest in instructions(dockerfile):
+        assert not re.search(r"--(chmod|link|mount|parents|exclude|checksum)\b", rest), (keyword, rest)
+        assert "<<" not in rest or keyword != "RUN", rest
+
+
+def test_executable_bits_the_images_rely_on_are_in_git():
+    """COPY keeps the build context's modes: the entrypoints must be executable in git itself."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-s", "docker/entrypoint.sh", "nginx/render.sh", "docker/base"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if listed.returncode != 0 or not listed.stdout:
+        pytest.skip("not a git checkout")
+    modes = {line.split("\t")[1]: line.split()[0] for line in listed.stdout.splitlines()}
+    expected = ["docker/entrypoint.sh", "nginx/render.sh", *(p for p in modes if p.endswith("entrypoint.sh"))]
+    for path in expected:
+        assert modes.get(path) == "100755", (path, modes.get(path))
+
+
+@pytest.mark.parametrize(
+    ("command", "role"),
+    [
+        (
+            [
+                "/sbin/docker-init",
+                "--",
+                "/app/docker/entrypoint.sh",
+                "gunicorn",
+                "-c",
+                "api/gunicorn.conf.py",
+            ],
+            "api",
+        ),
+        (["/app/docker/entrypoint.sh", "api"], "api"),
+        (["/app/docker/entrypoint.sh"], "api"),
+        (["/sbin/docker-init", "--", "/app/docker/entrypoint.sh", "python", "sync_main.py"], "sync"),
+        (["/app/docker/entrypoint.sh", "sync"], "sync"),
+        (["/sbin/docker-init", "--", "/app/docker/entrypoint.sh", "flask", "setup"], "other"),
+        (["/app/docker/entrypoint.sh", "flask", "user", "create"], "other"),
+    ],
+)
+def test_the_image_healthcheck_checks_what_the_container_runs(tmp_path, command, role):
+    sys.path.insert(0, str(ROOT / "docker"))
+    try:
+        import healthcheck
+    finally:
+        sys.path.pop(0)
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_bytes(b"\0".join(arg.encode() for arg in command) + b"\0")
+    assert healthcheck.role(healthcheck.container_command(cmdline)) == role
+    assert '"docker/healthcheck.py"]' in (ROOT / "Dockerfile").read_text().split("HEALTHCHECK", 1)[1]
 
 
 # --- the image's /app holds everything the processes need ---------------------------------------------

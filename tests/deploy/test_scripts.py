@@ -7,7 +7,12 @@ import pytest
 
 from tests.deploy.conftest import ROOT
 
-POSIX = ["nginx/render.sh", "docker/entrypoint.sh"]
+POSIX = [
+    "nginx/render.sh",
+    "docker/entrypoint.sh",
+    "docker/base/nginx/entrypoint.sh",  # the stand-ins mirror the official images' sh entrypoints
+    "docker/base/redis/entrypoint.sh",
+]
 BASH = [
     "scripts/stack-up.sh",
     "scripts/stack-down.sh",
@@ -17,6 +22,11 @@ BASH = [
     "scripts/ensure-services.sh",
     "scripts/ensure-bench-tools.sh",
     "mysql-init/10-cloudeye-app-user.sh",
+    "scripts/base-images.sh",
+    "scripts/docker-lib.sh",
+    "scripts/ensure-docker.sh",
+    "scripts/with-docker.sh",
+    "docker/base/mysql/entrypoint.sh",
 ]
 
 
@@ -36,7 +46,7 @@ def test_posix_scripts_use_no_bashisms(script):
 
 
 # Sourced, never executed: stack-lib.sh by the other scripts, the mysql-init file by the mysql image.
-SOURCED = {"scripts/stack-lib.sh", "mysql-init/10-cloudeye-app-user.sh"}
+SOURCED = {"scripts/stack-lib.sh", "scripts/docker-lib.sh", "mysql-init/10-cloudeye-app-user.sh"}
 
 
 def test_executables_are_executable():
