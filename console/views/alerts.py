@@ -167,7 +167,7 @@ def channel_test(channel_id):
     """Send a `test` message now and say how it went (POST /channels/{id}/test)."""
     outcome = channels.send_test(current_user(), channel_id)
     if outcome["delivered"]:
-        flash(_("Test message delivered in %(ms)s ms.", ms=f"{outcome['duration_ms']:.0f}"), "success")
+        flash(_("Test message delivered in %(ms)s ms.", ms=round(outcome["duration_ms"])), "success")
     else:
         flash(_("The test message was not delivered: %(error)s", error=outcome["error"]), "error")
     return redirect(safe_next(request.form.get("next"), url_for("console.channel", channel_id=channel_id)))
