@@ -241,10 +241,6 @@ class MaintenanceForm(FlaskForm):
                 "timezone": zone,
             }
         errors: dict[str, list] = {}
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            errors["timezone"] = [_l("Unknown time zone.")]
         given = {}
         for name in ("starts_at", "ends_at"):
             text = formdata.get(name, "").strip()
@@ -254,12 +250,13 @@ class MaintenanceForm(FlaskForm):
                     errors[name] = [_l("Required for a one-off window.")]
                 continue
             try:
-                given[name] = local_instant(text, zone if "timezone" not in errors else "UTC")
+                given[name] = local_instant(text, zone)
             except ValidationError as exc:
                 errors[name] = exc.messages
         if errors:
             raise ValidationError(errors)
-        # A time zone alone would make the service read a weekly window: it is sent with the times.
+        # A time zone alone would make the service read a weekly window: it is sent with the times (and
+        # the service says if it is unknown).
         return {**body, **given, **({"timezone": zone} if given else {})}
 
     def fill(self, window) -> None:
@@ -272,7 +269,7 @@ class MaintenanceForm(FlaskForm):
             self.weekdays.data, self.start_time.data = list(window.weekdays), window.start_time
             self.duration_min.data = window.duration_min
         else:
-            zone = ZoneInfo(window.timezone)
+            zone = zone_or_utc(window.timezone)
             self.starts_at.data = window.starts_at.astimezone(zone).strftime(self.LOCAL_FORMAT)
             self.ends_at.data = window.ends_at.astimezone(zone).strftime(self.LOCAL_FORMAT)
 
@@ -290,12 +287,20 @@ class MaintenanceBody(Schema):
     timezone = Str()
 
 
+def zone_or_utc(name: str) -> ZoneInfo:
+    """The time zone `name`, or UTC for a name that is none (the service refuses it with its message)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return ZoneInfo("UTC")
+
+
 def local_instant(text: str, zone: str) -> datetime:
     """A browser's local date and time (`2026-12-01T02:00`) in `zone`, as an aware UTC datetime."""
     try:
         moment = datetime.fromisoformat(text)
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=ZoneInfo(zone))
+            moment = moment.replace(tzinfo=zone_or_utc(zone))
         moment = moment.astimezone(UTC)
     except (ValueError, OverflowError):
         raise ValidationError("Not a valid datetime.") from None

@@ -254,6 +254,8 @@ def _checked(data: dict, current: MaintenanceWindow | None) -> dict:
             refuse("ends_at", "required (or give a weekly recurrence)")
         if starts_at is not None and ends_at is not None and ends_at <= starts_at:
             refuse("ends_at", "must be after starts_at")
+        if data.get("timezone") is not None and not _valid_zone(data["timezone"]):
+            refuse("timezone", "unknown time zone (an IANA name such as Asia/Shanghai or UTC)")
         values.update(
             starts_at=starts_at,
             ends_at=ends_at,

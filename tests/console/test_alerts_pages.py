@@ -466,7 +466,8 @@ def test_a_weekly_window_and_switching_kinds(maintainer):
         ({"starts_at": "yesterday"}, "starts_at", "Not a valid datetime."),
         ({"starts_at": "1900-01-01T00:00"}, "starts_at", "must be between 1970 and 9999"),
         ({"ends_at": "9999-12-31T23:59", "timezone": "America/New_York"}, "ends_at", "Not a valid datetime."),
-        ({"timezone": "Mars/Olympus"}, "timezone", "Unknown time zone."),
+        ({"timezone": "Mars/Olympus"}, "timezone", "unknown time zone"),
+        ({"timezone": "x" * 300}, "timezone", "unknown time zone"),
         ({"kind": "weekly", "weekdays": []}, "weekdays", "at least one of mon, tue, wed, thu, fri, sat, sun"),
         (
             {"kind": "weekly", "weekdays": ["someday"]},
@@ -590,3 +591,44 @@ def test_the_alert_pages_speak_chinese(console_as):
     headers = {"Accept-Language": "zh-CN"}
     assert "告警渠道" in text(console.get("/channels", headers=headers))
     assert "维护窗口" in text(console.get("/maintenance", headers=headers))
+
+
+ODD_VALUES = [
+    "",
+    "\x00",
+    "x" * 5000,
+    "-1",
+    "1e309",
+    "99999999999999999999999",
+    "９",
+    "<script>",
+    "null",
+    "../../etc",
+]
+
+
+def test_no_input_on_the_alert_forms_is_a_500(console_as):
+    owner = create_user("operator")
+    console = console_as(owner)
+    site = create_site(owner)
+    channel = make_channel(owner)
+    window = maintenance.create_window(
+        owner,
+        {"title": "w", "site_ids": [site.id], "weekdays": ["sun"], "start_time": "02:00", "duration_min": 60},
+    )
+    channel_form = {**VALID_CHANNEL, "sites": "chosen", "site_ids": [str(site.id)], "secret": "s"}
+    window_form = {"title": "w", "kind": "weekly", "starts_at": "2030-01-01T00:00", "ends_at": "2030-01-01T02:00",
+                   "weekdays": ["sun"], "start_time": "02:00", "duration_min": "60", "timezone": "UTC",
+                   "site_ids": [str(site.id)]}  # fmt: skip
+    for path, form in (
+        ("/channels/new", channel_form),
+        (f"/channels/{channel.id}/edit", channel_form),
+        ("/maintenance/new", window_form),
+        (f"/maintenance/{window.id}/edit", window_form),
+        (f"/maintenance/{window.id}/edit", {**window_form, "kind": "once"}),
+    ):
+        for name in form:
+            for value in ODD_VALUES:
+                response = console.post(path, data={**form, name: value})
+                assert response.status_code in (302, 422), (path, name, value, response.status_code)
+    assert console.get("/channels").status_code == 200 and console.get("/maintenance").status_code == 200
