@@ -10,7 +10,9 @@ from flask_babel import format_datetime, get_locale
 from flask_babel import lazy_gettext as _l
 
 from console import HERE, LANGUAGES
-from services.models import SEVERITIES
+from console.forms import EVENT_LABELS, WEEKDAY_LABELS
+from services.alerts.channels import masked_url
+from services.models import EVENTS, SEVERITIES
 from services.sites import WRITE_ROLES
 
 _fingerprints: dict[str, str] = {}
@@ -34,14 +36,19 @@ class NavItem:
     section: str = ""  # the first path segment that marks it current
 
 
-# The console's sections, in order. A feature adds its pages by adding an item here (channels and
-# maintenance windows go after the status pages).
+# The console's sections, in order. A feature adds its pages by adding an item here.
 NAV = [
     NavItem("console.overview", _l("Overview"), section=""),
     NavItem("console.status_pages", _l("Status pages"), section="status-pages"),
+    NavItem("console.channels", _l("Alert channels"), section="channels"),
+    NavItem("console.maintenance", _l("Maintenance"), section="maintenance"),
     NavItem("console.users", _l("Users"), admin_only=True, section="users"),
     NavItem("console.tokens", _l("API tokens"), section="tokens"),
 ]
+
+
+# A notification's status in the delivery log.
+DELIVERY_STATUS_LABELS = {"pending": _l("pending"), "sent": _l("sent"), "failed": _l("failed")}
 
 
 def nav_items():
@@ -131,6 +138,10 @@ def init_app(app: Flask) -> None:
         languages=LANGUAGES,
         severities=SEVERITIES,
         can_create_sites=can_create_sites,
+        all_events=EVENTS,
+        event_labels=EVENT_LABELS,
+        status_labels=DELIVERY_STATUS_LABELS,
+        weekday_labels=WEEKDAY_LABELS,
         current_locale=lambda: str(get_locale() or "en"),
     )
     app.jinja_env.filters.update(
@@ -141,4 +152,5 @@ def init_app(app: Flask) -> None:
         days_until=days_until,
         uptime_class=uptime_class,
         sparkline=sparkline,
+        masked_url=masked_url,
     )

@@ -4,6 +4,7 @@ permissions (every read goes through the per-domain services and their visibilit
 import sqlalchemy as sa
 
 from services import findings, sites, tamper, usability
+from services.alerts import maintenance
 from services.extensions import db
 from services.models import Site, User
 from services.paging import paginate
@@ -53,7 +54,8 @@ def state_counts(user: User) -> dict[str, int]:
 
 
 def site_detail(user: User, site_id: int) -> dict:
-    """One site with everything its page shows but the findings (listed with their own filters)."""
+    """One site with everything its page shows but the findings (listed with their own filters), its
+    maintenance (now and next) included."""
     site = sites.get_site(user, site_id)
     return {
         "site": site,
@@ -67,4 +69,5 @@ def site_detail(user: User, site_id: int) -> dict:
         "events": db.session.scalars(tamper.list_events(user, site.id).limit(RECENT_EVENTS)).all(),
         "open_findings": findings.open_counts(user, [site.id]).get(site.id, {}),
         "imports": db.session.scalars(findings.list_imports(user, site.id).limit(RECENT_IMPORTS)).all(),
+        "maintenance": maintenance.site_schedule(site.id),
     }

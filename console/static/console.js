@@ -81,3 +81,18 @@ document.addEventListener("submit", function (event) {
   window.addEventListener("resize", function () { if (plot) plot.setSize(size()); });
   load(box.getAttribute("data-window") || "24h");
 })();
+
+// A maintenance window's form shows the fields of the kind chosen (once or every week). Without the
+// script both show, and the chosen kind decides which are used.
+(function () {
+  var kinds = document.querySelectorAll("input[data-kind]");
+  if (!kinds.length) return;
+  function show() {
+    var chosen = document.querySelector("input[data-kind]:checked");
+    document.querySelectorAll("[data-kind-of]").forEach(function (box) {
+      box.hidden = Boolean(chosen) && box.getAttribute("data-kind-of") !== chosen.value;
+    });
+  }
+  kinds.forEach(function (input) { input.addEventListener("change", show); });
+  show();
+})();

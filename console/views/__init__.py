@@ -91,4 +91,4 @@ def _rollback():
         log.debug("rollback after an error failed", exc_info=True)
 
 
-from console.views import auth, pages, people, publishing  # noqa: E402, F401 - registers the routes
+from console.views import alerts, auth, pages, people, publishing  # noqa: E402, F401 - registers the routes

@@ -34,8 +34,15 @@ WEEKLY_FIELDS = ("weekdays", "start_time", "duration_min", "timezone")
 
 def covers(window: MaintenanceWindow, moment: datetime) -> bool:
     """Whether `moment` (aware) falls inside `window`."""
+    return occurrence_at(window, moment) is not None
+
+
+def occurrence_at(window: MaintenanceWindow, moment: datetime) -> tuple[datetime, datetime] | None:
+    """The (start, end) of the occurrence of `window` that `moment` (aware) falls in, or None."""
     if not window.recurring:
-        return window.starts_at is not None and window.starts_at <= moment < window.ends_at
+        if window.starts_at is not None and window.starts_at <= moment < window.ends_at:
+            return window.starts_at, window.ends_at
+        return None
     zone = ZoneInfo(window.timezone)
     duration = timedelta(minutes=window.duration_min)
     start_time = time.fromisoformat(window.start_time)
@@ -47,8 +54,8 @@ def covers(window: MaintenanceWindow, moment: datetime) -> bool:
             continue
         start = _local_start(day, start_time, zone)
         if start <= moment < start + duration:
-            return True
-    return False
+            return start, start + duration
+    return None
 
 
 def _local_start(day: date, start_time: time, zone: ZoneInfo) -> datetime:
@@ -99,6 +106,29 @@ def coverage(site_ids) -> Coverage:
 
 def in_maintenance(site_id: int, moment: datetime | None = None) -> bool:
     return coverage([site_id]).active(site_id, moment or datetime.now(UTC))
+
+
+def site_schedule(site_id: int, moment: datetime | None = None) -> dict:
+    """What a site's page says of its maintenance, whoever made the windows: the occurrence it is in
+    now (`current`, the one ending last when several overlap) and the next one to begin (`next`), each
+    `{"window", "starts_at", "ends_at"}` or None. The caller has checked that the site is visible."""
+    moment = moment or datetime.now(UTC)
+    windows = db.session.scalars(
+        sa.select(MaintenanceWindow)
+        .join(MaintenanceSite, MaintenanceSite.window_id == MaintenanceWindow.id)
+        .where(MaintenanceSite.site_id == site_id)
+        .order_by(MaintenanceWindow.id)
+    ).all()
+    current = upcoming = None
+    for window in windows:
+        now_on = occurrence_at(window, moment)
+        if now_on is not None and (current is None or now_on[1] > current["ends_at"]):
+            current = {"window": window, "starts_at": now_on[0], "ends_at": now_on[1]}
+        start = next_start(window, moment)
+        if start is not None and (upcoming is None or start < upcoming["starts_at"]):
+            end = window.ends_at if not window.recurring else start + timedelta(minutes=window.duration_min)
+            upcoming = {"window": window, "starts_at": start, "ends_at": end}
+    return {"current": current, "next": upcoming}
 
 
 # --- people's side -----------------------------------------------------------------------------------
@@ -209,7 +239,7 @@ def _checked(data: dict, current: MaintenanceWindow | None) -> dict:
         if not _valid_zone(zone):
             refuse("timezone", "unknown time zone (an IANA name such as Asia/Shanghai or UTC)")
         values.update(
-            weekdays=sorted(set(weekdays or []), key=WEEKDAYS.index),
+            weekdays=sorted(set(weekdays or []) & set(WEEKDAYS), key=WEEKDAYS.index),  # errors: unused
             start_time=start_time,
             duration_min=duration,
             timezone=zone,
@@ -224,6 +254,8 @@ def _checked(data: dict, current: MaintenanceWindow | None) -> dict:
             refuse("ends_at", "required (or give a weekly recurrence)")
         if starts_at is not None and ends_at is not None and ends_at <= starts_at:
             refuse("ends_at", "must be after starts_at")
+        if data.get("timezone") is not None and not _valid_zone(data["timezone"]):
+            refuse("timezone", "unknown time zone (an IANA name such as Asia/Shanghai or UTC)")
         values.update(
             starts_at=starts_at,
             ends_at=ends_at,

@@ -346,6 +346,34 @@ def list_notifications(
     return query.order_by(Notification.created_at.desc(), Notification.id.desc())
 
 
+def latest_notifications(channel_ids) -> dict[int, Notification]:
+    """The newest delivery-log row of each of `channel_ids` (the "last delivery" of a list of channels),
+    in one query that the (channel_id, created_at) index answers without reading every row."""
+    ids = sorted(set(channel_ids))
+    if not ids:
+        return {}
+    newest = (
+        sa.select(Notification.channel_id, sa.func.max(Notification.created_at).label("created_at"))
+        .where(Notification.channel_id.in_(ids))
+        .group_by(Notification.channel_id)
+        .subquery()
+    )
+    rows = db.session.scalars(
+        sa.select(Notification).join(
+            newest,
+            sa.and_(
+                Notification.channel_id == newest.c.channel_id,
+                Notification.created_at == newest.c.created_at,
+            ),
+        )
+    ).all()
+    latest: dict[int, Notification] = {}
+    for row in rows:  # rows created in the same instant: the later id is the newer
+        if row.channel_id not in latest or row.id > latest[row.channel_id].id:
+            latest[row.channel_id] = row
+    return latest
+
+
 def delete_old(keep_days: int, batch_size: int = 2000) -> int:
     """Delete sent and failed rows older than `keep_days` (pending ones are never deleted)."""
     cutoff = datetime.now(UTC) - timedelta(days=keep_days)

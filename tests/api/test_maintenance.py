@@ -230,3 +230,17 @@ def test_a_bad_patch_changes_nothing(operator, changes):
     response = operator.patch(f"/maintenance/{created['id']}", json=changes)
     assert response.status_code == 422 and response.get_json()["errors"], response.get_json()
     assert operator.get(f"/maintenance/{created['id']}").get_json() == created
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "x" * 300, "../../etc/passwd"])
+def test_a_one_off_windows_time_zone_is_checked_too(operator, zone):
+    site = create_site(operator.user)
+    response = operator.post(
+        "/maintenance",
+        json={"title": "t", "site_ids": [site.id], "starts_at": "2030-01-01T00:00:00Z",
+              "ends_at": "2030-01-02T00:00:00Z", "timezone": zone},
+    )  # fmt: skip
+    assert response.status_code == 422 and "unknown time zone" in str(
+        response.get_json()["errors"]["timezone"]
+    )
+    assert count() == 0

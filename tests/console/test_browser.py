@@ -9,11 +9,23 @@ from pathlib import Path
 import pytest
 
 from services import status_pages
+from services.alerts import channels, maintenance
 from services.extensions import db
-from services.models import Finding, Incident, Site, TamperEvent, UsabilityCheck, UsabilityRollup
+from services.models import (
+    Channel,
+    Finding,
+    Incident,
+    MaintenanceWindow,
+    Notification,
+    Site,
+    TamperEvent,
+    UsabilityCheck,
+    UsabilityRollup,
+)
 from services.usability import day_start, hour_start
 from tests.console.conftest import login
 from tests.factories import create_site, create_user, share
+from tests.receivers import WebhookReceiver
 from tests.sync.conftest import WebServer
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -25,6 +37,13 @@ PAGE = (
 @pytest.fixture
 def web():
     server = WebServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def receiver():
+    server = WebhookReceiver()
     yield server
     server.close()
 
@@ -209,9 +228,21 @@ def test_every_page_loads_clean_for_an_admin(ctx, browse, web, worker):
     db.session.add_all([event, finding])
     db.session.commit()
     status_pages.create_page(admin, {"slug": "all", "title": "All", "site_ids": [site.id]})
+    channel = channels.create_channel(admin, {"name": "hook", "url": "https://hooks.example.test/x"})
+    window = maintenance.create_window(
+        admin,
+        {"title": "w", "site_ids": [site.id], "weekdays": ["sun"], "start_time": "02:00", "duration_min": 60},
+    )
     page, _ = browse()
     login(page, admin)
     for path in (
+        "/channels",
+        "/channels/new",
+        f"/channels/{channel.id}",
+        f"/channels/{channel.id}/edit",
+        "/maintenance",
+        "/maintenance/new",
+        f"/maintenance/{window.id}/edit",
         "/",
         f"/sites/{site.id}",
         f"/sites/{site.id}/edit",
@@ -233,6 +264,100 @@ def test_every_page_loads_clean_for_an_admin(ctx, browse, web, worker):
         page.wait_for_load_state("networkidle")
     page.goto(f"/sites/{site.id}")
     page.wait_for_selector(".chart[data-loaded='24h'] canvas")
+
+
+def test_an_operator_sets_up_a_webhook_and_a_maintenance_window(ctx, browse, receiver):
+    operator = create_user("operator")
+    shop = create_site(operator, name="Shop")
+    create_site(operator, name="Blog")
+    page, _ = browse()
+    login(page, operator)
+
+    # A webhook channel about one site, signed with a secret.
+    page.click("nav.main-nav a[href='/channels']")
+    page.click("[data-test=add-channel]")
+    page.fill("input[name=name]", "ops hook")
+    page.fill("input[name=url]", receiver.url("/cloudeye"))
+    page.fill("input[name=secret]", "a long random secret")
+    page.uncheck("[data-test=events] input[value='findings.new']")
+    page.check("input[name=sites][value=chosen]")
+    page.check(f"input[name=site_ids][value='{shop.id}']")
+    page.fill("input[name=remind_every_min]", "30")
+    page.click("[data-test=save-channel]")
+    page.wait_for_url("**/channels/*")
+    db.session.rollback()
+    channel = db.session.scalar(db.select(Channel))
+    assert channel.site_ids == [shop.id] and "findings.new" not in channel.events
+    assert channel.remind_every_min == 30 and channel.secret == "a long random secret"
+
+    # Test: the receiver gets a signed request, the page says it was delivered and logs it.
+    page.click("[data-test=test-channel]")
+    page.wait_for_selector(".flash.success")
+    assert page.locator(".flash.success").inner_text().startswith("Test message delivered in")
+    [request] = receiver.received
+    assert request.path == "/cloudeye" and request.json["event"] == "test"
+    assert request.signature_ok("a long random secret")
+    assert request.headers["X-Cloudeye-Delivery"] == request.json["delivery_id"]
+    row = page.locator("[data-test=deliveries] tbody tr")
+    assert row.count() == 1 and "sent" in row.inner_text()
+    page.click("[data-test=log-filter] a[data-status=failed]")
+    page.wait_for_selector("[data-test=no-deliveries]")
+
+    # The form shows the URL masked and never the secret.
+    page.click("[data-test=edit-channel]")
+    assert page.locator("input[name=secret]").input_value() == ""
+    assert "a long random secret" not in page.content()
+    page.goto("/channels")
+    assert "sent" in page.locator("[data-test=last-delivery]").inner_text()
+
+    # A weekly maintenance window in Shanghai time: the form shows the fields of the kind chosen.
+    page.click("nav.main-nav a[href='/maintenance']")
+    page.click("[data-test=add-window]")
+    assert page.locator("[data-kind-of=weekly]").is_hidden()
+    page.fill("input[name=title]", "weekly patching")
+    page.check("input[name=kind][value=weekly]")
+    assert (
+        page.locator("[data-kind-of=once]").is_hidden() and page.locator("[data-kind-of=weekly]").is_visible()
+    )
+    page.check("[data-test=weekdays] input[value=sun]")
+    page.fill("input[name=start_time]", "02:00")
+    page.fill("input[name=duration_min]", "90")
+    page.select_option("select[name=timezone]", "Asia/Shanghai")
+    page.check(f"input[name=site_ids][value='{shop.id}']")
+    page.click("[data-test=save-window]")
+    page.wait_for_url("**/maintenance")
+    assert "weekly patching" in page.locator("[data-test=windows]").inner_text()
+
+    # A one-off window on now, from the site's page: the site page says it is in maintenance.
+    page.goto(f"/sites/{shop.id}")
+    page.click("[data-test=schedule-maintenance]")
+    now = datetime.now(UTC)
+    page.fill("input[name=title]", "DB upgrade")
+    page.fill("input[name=starts_at]", (now - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M"))
+    page.fill("input[name=ends_at]", (now + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"))
+    assert page.locator(f"input[name=site_ids][value='{shop.id}']").is_checked()
+    page.click("[data-test=save-window]")
+    page.wait_for_url("**/maintenance")
+    db.session.rollback()
+    windows = db.session.scalars(db.select(MaintenanceWindow).order_by(MaintenanceWindow.id)).all()
+    assert [window.title for window in windows] == ["weekly patching", "DB upgrade"]
+    assert windows[0].timezone == "Asia/Shanghai" and windows[0].weekdays == ["sun"]
+    page.goto(f"/sites/{shop.id}")
+    assert "DB upgrade" in page.locator("[data-test=in-maintenance]").inner_text()
+    assert "weekly patching" in page.locator("[data-test=next-maintenance]").inner_text()
+    assert db.session.scalar(db.select(db.func.count()).select_from(Notification)) == 1
+
+
+def test_the_alert_pages_in_chinese(ctx, browse):
+    viewer = create_user("viewer")
+    page, _ = browse(locale="zh-CN")
+    login(page, viewer)
+    page.goto("/channels/new")
+    assert page.locator("h1").inner_text() == "新建渠道"
+    assert "站点宕机" in page.locator("[data-test=events]").inner_text()
+    page.goto("/maintenance")
+    assert page.locator("h1").inner_text() == "维护窗口"
+    assert page.locator("[data-test=add-window]").count() == 0  # viewers schedule no maintenance
 
 
 def test_chinese_from_the_browser_language_and_the_switch(ctx, browse):
