@@ -64,6 +64,17 @@ def test_invalid_sites_are_422_with_field_errors(operator, body):
     assert response.get_json()["errors"]
 
 
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [("a{3000000}", "invalid repetition size"), ("(?<=x)y", "invalid perl operator")],
+)
+def test_ignore_patterns_the_engine_refuses_are_422_with_its_reason(operator, pattern, reason):
+    response = operator.post("/sites", json={**VALID, "tamper_ignore": [r"\d+", pattern]})
+    body = answer(response, 422)
+    assert reason in " ".join(body["errors"]["tamper_ignore"])
+    assert operator.get("/sites").get_json()["total"] == 0
+
+
 def test_malformed_json_is_400(operator):
     response = operator.post("/sites", data='{"name": ', headers={"Content-Type": "application/json"})
     assert response.status_code == 400
