@@ -1,6 +1,8 @@
 """Every write that takes a JSON body: malformed JSON is a 400, a body of the wrong shape or with a
 wrong field is a 422 naming the field, both in the one error shape, and neither changes anything."""
 
+import logging
+
 import pytest
 import sqlalchemy as sa
 
@@ -87,6 +89,23 @@ def test_malformed_json_is_400(request, targets, who, method, path, wrong, field
 
 
 @pytest.mark.parametrize(("who", "method", "path", "wrong", "field"), WRITES, ids=IDS)
+def test_deeply_nested_json_is_400_logged_as_a_client_error(
+    request, targets, who, method, path, wrong, field, caplog
+):
+    """Nesting deeper than the parser's recursion limit is malformed input, not a server error."""
+    before = rows()
+    for depth in (1_000, 100_000):
+        text = f'{{"{field}": ' + "[" * depth + "]" * depth + "}"
+        with caplog.at_level(logging.INFO):
+            response = send(
+                request, who, method, path, targets, data=text, headers={"Content-Type": "application/json"}
+            )
+        assert_error_shape(response, 400)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text
+    assert rows() == before
+
+
+@pytest.mark.parametrize(("who", "method", "path", "wrong", "field"), WRITES, ids=IDS)
 def test_wrong_bodies_are_422_with_field_errors(request, targets, who, method, path, wrong, field):
     before = rows()
     body = assert_error_shape(send(request, who, method, path, targets, json=wrong), 422)
@@ -107,3 +126,15 @@ def test_a_method_the_path_does_not_have_is_405_naming_the_allowed_ones(operator
     assert_error_shape(response, 405)
     assert {"GET", "POST"} <= {m.strip() for m in response.headers["Allow"].split(",")}
     assert response.content_type == "application/json"
+
+
+def test_the_apps_own_json_parser_also_answers_deep_nesting_with_400(app):
+    from flask import request
+    from werkzeug.exceptions import BadRequest
+
+    deep = "[" * 100_000 + "]" * 100_000
+    with (
+        app.test_request_context(method="POST", data=deep, content_type="application/json"),
+        pytest.raises(BadRequest),
+    ):
+        request.get_json()

@@ -1,8 +1,7 @@
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import public
-from api.common import PageArgs, client_address, current_token, current_user, page_of, paginate
+from api.common import Blueprint, PageArgs, client_address, current_token, current_user, page_of, paginate
 from api.v1.user.schemas import (
     LoginResultSchema,
     LoginSchema,
