@@ -2,6 +2,7 @@
 
 import logging
 import re
+import unicodedata
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -17,15 +18,36 @@ from services.security import hash_password, hash_token, new_token, password_nee
 log = logging.getLogger(__name__)
 LAST_USED_RESOLUTION = timedelta(seconds=60)  # don't write on every request
 # The rules of usernames and passwords. The API schema documents the same (api/v1/user/schemas.py).
-USERNAME_PATTERN = r"^[A-Za-z0-9_.@-]{3,64}$"
-USERNAME_RULE = "3-64 letters, digits or _ . @ -"
+# A username is stored normalised (NFKC, case-folded, stripped): "Admin", "ａｄｍｉｎ" and " admin" are one
+# name, and only its normal form may contain these characters.
+USERNAME_LENGTH = (3, 64)
+USERNAME_RULE = "3-64 letters, digits or _ . @ -, stored in lower case"
 PASSWORD_LENGTH = (8, 256)
-_USERNAME = re.compile(USERNAME_PATTERN)
+_USERNAME = re.compile(r"[a-z0-9_.@-]{3,64}")
 
 
-def check_username(username: str) -> None:
-    if not isinstance(username, str) or not _USERNAME.match(username):
-        raise Invalid(f"username: {USERNAME_RULE}", errors={"username": [USERNAME_RULE]})
+def normalise_username(username: str) -> str:
+    return unicodedata.normalize("NFKC", username).casefold().strip()
+
+
+def username_for(username: str) -> str:
+    """The stored form of `username`, or Invalid when it breaks the rules."""
+    shortest, longest = USERNAME_LENGTH
+    if isinstance(username, str) and shortest <= len(username) <= longest:
+        name = normalise_username(username)
+        if _USERNAME.fullmatch(name):
+            return name
+    raise Invalid(f"username: {USERNAME_RULE}", errors={"username": [USERNAME_RULE]})
+
+
+def _refuse_taken(name: str, user_id: int | None = None) -> None:
+    """Refuse a name the database already holds, compared with its collation (on MySQL case-, accent- and
+    width-insensitive, trailing spaces ignored): the lookup of a login could not tell the two apart."""
+    query = sa.select(User.id).where(User.username == name)
+    if user_id is not None:
+        query = query.where(User.id != user_id)
+    if db.session.scalar(query) is not None:
+        raise Conflict(f"username {name!r} is taken", errors={"username": ["already taken"]})
 
 
 def check_password(password: str) -> None:
@@ -54,10 +76,9 @@ def list_users(role: str | None = None):
 
 
 def create_user(username: str, password: str, role: str = "viewer", email: str | None = None) -> User:
-    check_username(username)
+    username = username_for(username)
     check_password(password)
-    if db.session.scalar(sa.select(User.id).where(User.username == username)) is not None:
-        raise Conflict(f"username {username!r} is taken", errors={"username": ["already taken"]})
+    _refuse_taken(username)
     user = User(username=username, password_hash=hash_password(password), role=role, email=email)
     db.session.add(user)
     try:
@@ -71,18 +92,12 @@ def create_user(username: str, password: str, role: str = "viewer", email: str |
 
 def update_user(actor: User, user: User, changes: dict) -> User:
     if "username" in changes:
-        check_username(changes["username"])
+        name = username_for(changes["username"])
+        if name != user.username:
+            _refuse_taken(name, user_id=user.id)
+            user.username = name
     if "password" in changes:
         check_password(changes["password"])
-    if "username" in changes and changes["username"] != user.username:
-        # The user themselves does not count: on MySQL's case-insensitive collation "alice" -> "Alice"
-        # finds "alice" and is not a clash.
-        taken = db.session.scalar(
-            sa.select(User.id).where(User.username == changes["username"], User.id != user.id)
-        )
-        if taken is not None:
-            raise Conflict("username is taken", errors={"username": ["already taken"]})
-        user.username = changes["username"]
     if "email" in changes:
         user.email = changes["email"]
     if "role" in changes and changes["role"] != user.role:
@@ -124,30 +139,54 @@ def _revoke_all_tokens(user: User, kind: str | None = None) -> None:
     db.session.execute(query.values(revoked_at=_now()))
 
 
-def check_login_rate(client: str, username: str) -> None:
-    """Raise TooManyRequests after LOGIN_RATE_LIMIT attempts per window per client and username."""
-    limit = current_app.config["LOGIN_RATE_LIMIT"]
-    window = current_app.config["LOGIN_RATE_WINDOW_S"]
-    key = cache.key("login", client, username.lower()[:64])
+def _count(key: str, window: int) -> tuple[int, int] | None:
+    """Add one to the counter `key` of a `window`-second window: (count, seconds left), or None when the
+    cache is unavailable (Redis down must not lock everyone out; nginx still limits the rate)."""
     try:
-        attempts = cache.store.incr(key)
-        retry_after = cache.store.ttl(key)
-        if retry_after is None or retry_after < 0:
-            # The first attempt of a window (or one whose expiry was lost between INCR and EXPIRE,
-            # which would otherwise lock the client and username out for good).
+        count = cache.store.incr(key)
+        left = cache.store.ttl(key)
+        if left is None or left < 0:
+            # The first hit of a window (or one whose expiry was lost between INCR and EXPIRE, which
+            # would otherwise lock the client out for good).
             cache.store.expire(key, window)
-            retry_after = window
-    except Exception as exc:  # Redis down must not lock everyone out; nginx still limits the rate
+            left = window
+    except Exception as exc:
         log.warning("login rate limiter unavailable: %s", exc)
-        return
-    if attempts > limit:
-        raise TooManyRequests("too many login attempts, try again later", retry_after=max(1, retry_after))
+        return None
+    return count, left
 
 
-def login(username: str, password: str) -> tuple[User, str, ApiToken]:
-    user = db.session.scalar(sa.select(User).where(User.username == username))
-    if not verify_password(user.password_hash if user else None, password) or not user.is_active:
-        log.info("login failed for username=%s", username[:64])
+def _peek(key: str) -> tuple[int, int]:
+    try:
+        count, left = int(cache.store.get(key) or 0), cache.store.ttl(key)
+    except Exception as exc:
+        log.warning("login rate limiter unavailable: %s", exc)
+        return 0, 0
+    return count, max(1, left or 1)
+
+
+def login(username: str, password: str, client: str = "-") -> tuple[User, str, ApiToken]:
+    """A login token for `username`, with two limits (docs/domain.md, "Who sees what"):
+    - LOGIN_RATE_LIMIT attempts per LOGIN_RATE_WINDOW_S per client and *account*: the name is resolved
+      first, so spellings the database takes for the same account ("admin ", "ädmin", "ＡＤＭＩＮ" on
+      MySQL's collation) share one budget;
+    - LOGIN_FAILURE_LIMIT failed logins per LOGIN_FAILURE_WINDOW_S per client, whatever the names tried.
+    Only the stored (normalised) name logs in: a variant the collation matches counts, but fails."""
+    config = current_app.config
+    name = normalise_username(username)
+    user = db.session.scalar(sa.select(User).where(User.username == name))
+    account = f"user:{user.id}" if user is not None else f"name:{name[:64]}"
+    failures_key = cache.key("login-failures", client)
+    failures, left = _peek(failures_key)
+    if failures >= config["LOGIN_FAILURE_LIMIT"]:
+        raise TooManyRequests("too many failed logins from this address, try again later", retry_after=left)
+    attempts = _count(cache.key("login", client, account), config["LOGIN_RATE_WINDOW_S"])
+    if attempts is not None and attempts[0] > config["LOGIN_RATE_LIMIT"]:
+        raise TooManyRequests("too many login attempts, try again later", retry_after=max(1, attempts[1]))
+    exact = user if user is not None and user.username == name else None
+    if not verify_password(exact.password_hash if exact else None, password) or not exact.is_active:
+        _count(failures_key, config["LOGIN_FAILURE_WINDOW_S"])
+        log.info("login failed for username=%r from %s", username[:64], client)
         raise Unauthorized("invalid username or password")
     if password_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
@@ -230,7 +269,7 @@ def bootstrap_admin(username: str | None, password: str | None, email: str | Non
     """Create the first admin from the environment if that username does not exist yet."""
     if not username or not password:
         return None
-    existing = db.session.scalar(sa.select(User).where(User.username == username))
+    existing = db.session.scalar(sa.select(User).where(User.username == normalise_username(username)))
     if existing is not None:
         return None
     user = create_user(username, password, role="admin", email=email)

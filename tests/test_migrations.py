@@ -37,7 +37,7 @@ def database(request, tmp_path):
     server.dispose()
 
 
-def test_upgrade_downgrade_upgrade_and_models_match(database, tmp_path):
+def _env(database, tmp_path):
     env = {
         **os.environ,
         "FLASK_APP": "cloudeye.py",
@@ -48,6 +48,11 @@ def test_upgrade_downgrade_upgrade_and_models_match(database, tmp_path):
         "CLOUDEYE_ROLE": "migrate",
     }
     env.pop("REDIS_URL", None)
+    return env
+
+
+def test_upgrade_downgrade_upgrade_and_models_match(database, tmp_path):
+    env = _env(database, tmp_path)
     _flask(env, "db", "upgrade")
     engine = sa.create_engine(database)
     tables = set(sa.inspect(engine).get_table_names())
@@ -74,3 +79,29 @@ def test_upgrade_downgrade_upgrade_and_models_match(database, tmp_path):
     _flask(env, "db", "upgrade")
     assert expected <= set(sa.inspect(engine).get_table_names())
     engine.dispose()
+
+
+def test_existing_usernames_are_rewritten_to_their_normal_form(database, tmp_path):
+    env = _env(database, tmp_path)
+    _flask(env, "db", "upgrade", "8e4b2c7a1f30")  # the revision before usernames were normalised
+    engine = sa.create_engine(database)
+    names = ["Dora", "ＥＲＩＫ", "plain"]
+    if engine.dialect.name == "sqlite":  # MySQL's case-insensitive unique index forbids these two
+        names += ["Twin", "twin"]
+    with engine.begin() as connection:
+        for number, name in enumerate(names, start=1):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO users (id, username, password_hash, role, is_active, created_at, updated_at) "
+                    "VALUES (:id, :name, 'x', 'viewer', 1, '2026-01-01', '2026-01-01')"
+                ),
+                {"id": number, "name": name},
+            )
+    _flask(env, "db", "upgrade")
+    with engine.connect() as connection:
+        stored = dict(connection.execute(sa.text("SELECT id, username FROM users")).all())
+    engine.dispose()
+    expected = {1: "dora", 2: "erik", 3: "plain"}
+    if len(names) == 5:
+        expected.update({4: "Twin", 5: "twin"})  # one normal form for two users: left for an admin
+    assert stored == expected

@@ -27,8 +27,7 @@ blp = Blueprint("user", __name__, url_prefix="/users", description="Accounts, lo
 @blp.alt_response(429, description="too many attempts")
 def login(credentials):
     """Exchange a username and password for a bearer token"""
-    users.check_login_rate(client_address(), credentials["username"])
-    user, secret, token = users.login(credentials["username"], credentials["password"])
+    user, secret, token = users.login(credentials["username"], credentials["password"], client_address())
     return {"token": secret, "token_type": "Bearer", "expires_at": token.expires_at, "user": user}
 
 
