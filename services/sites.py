@@ -64,6 +64,53 @@ LIST_LIMITS = {"tamper_ignore": (50, (1, 500)), "forbidden_keywords": (100, (1, 
 _URL_FORMAT = validate.URL(schemes={"http", "https"}, require_tld=False, error="must be an http(s) URL")
 
 
+def _netloc_bounds(url: str) -> tuple[int, int] | None:
+    """Where the authority (userinfo@host:port) of `url` starts and ends, as urlsplit reads it."""
+    scheme_end = url.find("://")
+    if scheme_end < 0:
+        return None
+    start = scheme_end + 3
+    ends = [index for index in (url.find(ch, start) for ch in "/?#") if index >= 0]
+    return start, min(ends, default=len(url))
+
+
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """(`url` without the password of its userinfo, that password as written), or (url, None).
+
+    A site's password is stored apart from its URL, so that nothing that shows, filters or logs the URL
+    can carry it by accident; `join_credentials` puts it back for the probe."""
+    bounds = _netloc_bounds(url)
+    if bounds is None:
+        return url, None
+    start, end = bounds
+    userinfo, at, hostport = url[start:end].rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    if not at or not colon:
+        return url, None
+    return url[:start] + (f"{user}@" if user else "") + hostport + url[end:], password
+
+
+def join_credentials(url: str, password: str | None) -> str:
+    if password is None:
+        return url
+    start, end = _netloc_bounds(url)
+    user, at, hostport = url[start:end].rpartition("@")
+    return url[:start] + f"{user if at else ''}:{password}@{hostport}" + url[end:]
+
+
+MASK = "***"
+
+
+def url_seen_by(user: User, site: Site) -> str:
+    """The site's URL as `user` may see it: whole for those who may change the site, the password masked
+    for everyone else."""
+    if site.url_password is None:
+        return site.url
+    if can_write(user, site):
+        return join_credentials(site.url, site.url_password)
+    return join_credentials(site.url, MASK)
+
+
 def default_settings() -> dict:
     """The value of each setting a new site gets when it is not given (the model's column defaults)."""
     defaults = {}
@@ -236,6 +283,7 @@ def create_site(user: User, data: dict) -> Site:
         raise Invalid("name and url are required", errors={name: ["required"] for name in missing})
     values = {**default_settings(), **data}
     check_settings(values)
+    values["url"], values["url_password"] = split_credentials(values["url"])
     site = Site(owner_id=user.id, **values)
     site.next_check_at = datetime.now(UTC)
     db.session.add(site)
@@ -250,7 +298,13 @@ def update_site(user: User, site_id: int, changes: dict) -> Site:
     if required:
         raise Invalid("name and url cannot be removed", errors={name: ["required"] for name in required})
     check_settings(changes, current=site)
-    new_target = "url" in changes and changes["url"] != site.url
+    changes = dict(changes)
+    if "url" in changes:
+        changes["url"], changes["url_password"] = split_credentials(changes["url"])
+    new_target = "url" in changes and (changes["url"], changes["url_password"]) != (
+        site.url,
+        site.url_password,
+    )
     tamper_switched_on = changes.get("tamper_enabled") is True and not site.tamper_enabled
     for field, value in changes.items():
         setattr(site, field, value)

@@ -1,3 +1,4 @@
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -5,7 +6,7 @@ import pytest
 from services.extensions import db
 from services.models import Site
 from tests.api.helpers import statements
-from tests.factories import create_site, create_user, share
+from tests.factories import MATRIX_READERS, MATRIX_WRITERS, create_site, create_user, role_matrix, share
 
 VALID = {"name": "Shop", "url": "https://shop.example.test/"}
 
@@ -262,3 +263,32 @@ def test_the_member_list_reads_the_members_users_with_the_page(operator):
     for _ in range(7):
         share(site, create_user("viewer"))
     assert member_list_statements() == one
+
+
+SECRET_URL = "https://watch:s3cr3t-pw@shop.example.test/admin"
+MASKED_URL = "https://watch:***@shop.example.test/admin"
+
+
+def test_a_password_in_the_url_is_shown_only_to_those_who_may_change_the_site(client, operator, caplog):
+    with caplog.at_level(logging.DEBUG):
+        created = answer(operator.post("/sites", json={"name": "Shop", "url": SECRET_URL}), 201)
+        assert created["url"] == SECRET_URL
+        site = db.session.get(Site, created["id"])
+        callers = role_matrix(client, operator, site)
+        for role in sorted(MATRIX_READERS):
+            expected = SECRET_URL if role in MATRIX_WRITERS else MASKED_URL
+            caller = callers[role]
+            assert answer(caller.get(f"/sites/{site.id}"))["url"] == expected, role
+            assert [item["url"] for item in answer(caller.get("/sites"))["items"]] == [expected], role
+            # the password is never something to search for; the rest of the URL is
+            assert answer(caller.get("/sites?q=s3cr3t"))["total"] == 0, role
+            assert answer(caller.get("/sites?q=watch"))["total"] == 1, role
+        renamed = answer(callers["operator_write"].patch(f"/sites/{site.id}", json={"name": "Shop 2"}))
+        assert renamed["url"] == SECRET_URL  # a change that leaves the URL keeps its password
+    assert "s3cr3t" not in caplog.text
+
+
+def test_a_new_url_without_a_password_drops_the_old_one(operator):
+    site = answer(operator.post("/sites", json={"name": "Shop", "url": SECRET_URL}), 201)
+    changed = answer(operator.patch(f"/sites/{site['id']}", json={"url": "https://shop.example.test/"}))
+    assert changed["url"] == "https://shop.example.test/" and stored(site["id"]).url_password is None

@@ -1,15 +1,21 @@
 from marshmallow import Schema, fields, validate
 
-from api.common import PageArgs, Str
+from api.common import PageArgs, Str, current_user
 from services.models import PERMISSIONS, SITE_STATES
-from services.sites import LIST_LIMITS, NUMBER_RANGES, TEXT_LENGTHS, default_settings
+from services.sites import LIST_LIMITS, NUMBER_RANGES, TEXT_LENGTHS, default_settings, url_seen_by
 
 
 class SiteSchema(Schema):
     id = fields.Integer(dump_only=True)
     owner_id = fields.Integer(dump_only=True)
     name = fields.String()
-    url = fields.String()
+    url = fields.Method(
+        "_url",
+        metadata={
+            "type": "string",
+            "description": "a password in it is masked (***) unless the caller may change the site",
+        },
+    )
     check_interval_s = fields.Integer()
     timeout_s = fields.Integer()
     accepted_status = fields.String()
@@ -27,6 +33,9 @@ class SiteSchema(Schema):
     tls_expires_at = fields.DateTime(dump_only=True, allow_none=True)
     created_at = fields.DateTime(dump_only=True)
     updated_at = fields.DateTime(dump_only=True)
+
+    def _url(self, site) -> str:
+        return url_seen_by(current_user(), site)
 
 
 def _documented(name: str) -> dict:
