@@ -90,7 +90,11 @@ def create_user(username: str, password: str, role: str = "viewer", email: str |
     return user
 
 
-def update_user(actor: User, user: User, changes: dict) -> User:
+def update_user(actor: User, user: User, changes: dict, keep: ApiToken | None = None) -> User:
+    """An admin's change of a user. A new password ends the user's login sessions and, unless
+    `revoke_api_tokens` is false, their API tokens too; a deactivation ends both (`keep`, the token of
+    the request, goes on working). What was revoked is in `user.tokens_revoked` ({"login": n, "api": m})
+    for the answer, None when nothing was."""
     if "username" in changes:
         name = username_for(changes["username"])
         if name != user.username:
@@ -108,11 +112,14 @@ def update_user(actor: User, user: User, changes: dict) -> User:
         if user.id == actor.id and not changes["is_active"]:
             raise Invalid("you cannot deactivate yourself", errors={"is_active": ["cannot deactivate self"]})
         user.is_active = changes["is_active"]
-        if not user.is_active:
-            _revoke_all_tokens(user)
+    revoked = None
+    if changes.get("is_active") is False:
+        revoked = _revoke_tokens(user, api=True)
     if "password" in changes:
         user.password_hash = hash_password(changes["password"])
-        _revoke_all_tokens(user, kind="login")
+        more = _revoke_tokens(user, api=changes.get("revoke_api_tokens", True), keep=keep)
+        revoked = more if revoked is None else {kind: revoked[kind] + more[kind] for kind in more}
+    user.tokens_revoked = revoked
     try:
         db.session.commit()
     except sa.exc.IntegrityError as exc:  # the same username taken meanwhile by another request
@@ -132,11 +139,50 @@ def delete_user(actor: User, user: User) -> None:
     db.session.commit()
 
 
-def _revoke_all_tokens(user: User, kind: str | None = None) -> None:
-    query = sa.update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-    if kind:
-        query = query.where(ApiToken.kind == kind)
-    db.session.execute(query.values(revoked_at=_now()))
+def _revoke_tokens(user: User, api: bool, keep: ApiToken | None = None) -> dict[str, int]:
+    """Revoke the user's login tokens, and their API tokens when `api`, except `keep` (the token of the
+    request that asked). Returns how many of each kind."""
+    revoked = {}
+    for kind in ("login", "api"):
+        if kind == "api" and not api:
+            revoked[kind] = 0
+            continue
+        query = sa.update(ApiToken).where(
+            ApiToken.user_id == user.id, ApiToken.kind == kind, ApiToken.revoked_at.is_(None)
+        )
+        if keep is not None:
+            query = query.where(ApiToken.id != keep.id)
+        revoked[kind] = db.session.execute(query.values(revoked_at=_now())).rowcount
+    return revoked
+
+
+def change_own_password(
+    user: User,
+    current_password: str,
+    new_password: str,
+    token: ApiToken,
+    client: str = "-",
+    revoke_api_tokens: bool = True,
+) -> dict[str, int]:
+    """The caller's own password change: the current password is required (a failure counts against the
+    client like a failed login). Every other login session ends, and the API tokens too unless
+    `revoke_api_tokens` is false; the token of this request goes on working. Returns what was revoked."""
+    config = current_app.config
+    failures_key = cache.key("login-failures", client)
+    failures, left = _peek(failures_key)
+    if failures >= config["LOGIN_FAILURE_LIMIT"]:
+        raise TooManyRequests(
+            "too many failed password checks from this address, try again later", retry_after=left
+        )
+    if not verify_password(user.password_hash, current_password):
+        _count(failures_key, config["LOGIN_FAILURE_WINDOW_S"])
+        raise Invalid("the current password is wrong", errors={"current_password": ["wrong password"]})
+    check_password(new_password)
+    user.password_hash = hash_password(new_password)
+    revoked = _revoke_tokens(user, api=revoke_api_tokens, keep=token)
+    db.session.commit()
+    log.info("user %s changed their password; revoked %s", user.id, revoked)
+    return revoked
 
 
 def _count(key: str, window: int) -> tuple[int, int] | None:

@@ -18,6 +18,7 @@ CONTRACT = [
     ("get", "/users/{user_id}"),
     ("patch", "/users/{user_id}"),
     ("delete", "/users/{user_id}"),
+    ("post", "/users/me/password"),
     ("get", "/users/me/tokens"),
     ("post", "/users/me/tokens"),
     ("delete", "/users/me/tokens/{token_id}"),

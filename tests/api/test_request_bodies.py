@@ -41,6 +41,13 @@ WRITES = [
     (
         "operator",
         "post",
+        "/users/me/password",
+        {"current_password": "x", "new_password": "long enough", "revoke_api_tokens": "maybe"},
+        "revoke_api_tokens",
+    ),
+    (
+        "operator",
+        "post",
         "/sites",
         {"name": "x", "url": "https://x.example.test/", "paused": "maybe"},
         "paused",

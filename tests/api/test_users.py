@@ -237,12 +237,66 @@ def test_admin_cannot_lock_themselves_out(admin):
     assert admin.delete(f"/users/{admin.user.id}").status_code == 422
 
 
-def test_changing_a_password_ends_login_sessions(admin, client):
+def works(client, token: str) -> bool:
+    status = client.get(api("/users/me"), headers={"Authorization": f"Bearer {token}"}).status_code
+    assert status in (200, 401)
+    return status == 200
+
+
+def test_a_new_password_ends_login_sessions_and_api_tokens(admin, client):
     user = create_user("viewer")
-    token = login(client, user.username).get_json()["token"]
-    assert admin.patch(f"/users/{user.id}", json={"password": "a brand new one"}).status_code == 200
-    assert client.get(api("/users/me"), headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    session = login(client, user.username).get_json()["token"]
+    api_token = token_for(user, kind="api", expires_in=None)
+    response = admin.patch(f"/users/{user.id}", json={"password": "a brand new one"})
+    assert response.status_code == 200 and response.get_json()["tokens_revoked"] == {"login": 1, "api": 1}
+    assert not works(client, session) and not works(client, api_token)
     assert login(client, user.username, "a brand new one").status_code == 200
+    assert admin.patch(f"/users/{user.id}", json={"email": None}).get_json()["tokens_revoked"] is None
+
+
+def test_an_admin_may_keep_the_api_tokens_of_a_user_whose_password_changes(admin, client):
+    user = create_user("viewer")
+    session = login(client, user.username).get_json()["token"]
+    api_token = token_for(user, kind="api", expires_in=None)
+    change = {"password": "a brand new one", "revoke_api_tokens": False}
+    assert admin.patch(f"/users/{user.id}", json=change).get_json()["tokens_revoked"] == {
+        "login": 1,
+        "api": 0,
+    }
+    assert not works(client, session) and works(client, api_token)
+
+
+def test_users_change_their_own_password_with_the_current_one(client, viewer):
+    other_session = login(client, viewer.user.username).get_json()["token"]
+    api_token = token_for(viewer.user, kind="api", expires_in=None)
+    wrong = viewer.post(
+        "/users/me/password", json={"current_password": "guess", "new_password": "a fresh passphrase"}
+    )
+    assert wrong.status_code == 422 and "current_password" in wrong.get_json()["errors"]
+    assert works(client, other_session)  # nothing changed
+    changed = viewer.post(
+        "/users/me/password", json={"current_password": PASSWORD, "new_password": "a fresh passphrase"}
+    )
+    assert changed.status_code == 200 and changed.get_json() == {"tokens_revoked": {"login": 1, "api": 1}}
+    assert works(client, viewer.token)  # the session that changed it goes on
+    assert not works(client, other_session) and not works(client, api_token)
+    assert login(client, viewer.user.username).status_code == 401
+    assert login(client, viewer.user.username, "a fresh passphrase").status_code == 200
+
+
+def test_wrong_current_passwords_count_as_failed_logins(app, client, viewer):
+    with config(app, LOGIN_FAILURE_LIMIT=3):
+        for _ in range(3):
+            body = {"current_password": "guess", "new_password": "a fresh passphrase"}
+            assert (
+                viewer.post(
+                    "/users/me/password", json=body, environ_base={"REMOTE_ADDR": "203.0.113.4"}
+                ).status_code
+                == 422
+            )
+        right = {"current_password": PASSWORD, "new_password": "a fresh passphrase"}
+        limited = viewer.post("/users/me/password", json=right, environ_base={"REMOTE_ADDR": "203.0.113.4"})
+        assert limited.status_code == 429
 
 
 def test_user_management_needs_admin(operator, viewer):

@@ -28,9 +28,48 @@ class UserCreateSchema(Schema):
 class UserUpdateSchema(Schema):
     username = Str(metadata=USERNAME)
     password = Str(load_only=True, metadata=PASSWORD)
+    revoke_api_tokens = fields.Boolean(
+        load_only=True,
+        metadata={
+            "default": True,
+            "description": "with a new password: revoke the user's API tokens too (their logins always end)",
+        },
+    )
     email = fields.Email(allow_none=True, validate=validate.Length(max=255))
     role = fields.String(validate=validate.OneOf(ROLES))
     is_active = fields.Boolean()
+
+
+class TokensRevokedSchema(Schema):
+    login = fields.Integer(required=True, metadata={"description": "login sessions ended"})
+    api = fields.Integer(required=True, metadata={"description": "API tokens revoked"})
+
+
+class UserUpdatedSchema(UserSchema):
+    tokens_revoked = fields.Nested(
+        TokensRevokedSchema,
+        allow_none=True,
+        metadata={
+            "description": "after a new password or a deactivation: the user's tokens that were revoked"
+        },
+    )
+
+
+class PasswordChangeSchema(Schema):
+    current_password = Str(
+        required=True, load_only=True, metadata={"minLength": 1, "maxLength": PASSWORD["maxLength"]}
+    )
+    new_password = Str(required=True, load_only=True, metadata=PASSWORD)
+    revoke_api_tokens = fields.Boolean(
+        load_default=True,
+        metadata={
+            "description": "revoke the caller's API tokens too (every other login session always ends)"
+        },
+    )
+
+
+class PasswordChangedSchema(Schema):
+    tokens_revoked = fields.Nested(TokensRevokedSchema, required=True)
 
 
 class UserQueryArgs(PageArgs):

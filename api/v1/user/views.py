@@ -5,12 +5,15 @@ from api.common import Blueprint, PageArgs, client_address, current_token, curre
 from api.v1.user.schemas import (
     LoginResultSchema,
     LoginSchema,
+    PasswordChangedSchema,
+    PasswordChangeSchema,
     TokenCreatedSchema,
     TokenCreateSchema,
     TokenSchema,
     UserCreateSchema,
     UserQueryArgs,
     UserSchema,
+    UserUpdatedSchema,
     UserUpdateSchema,
 )
 from services import users
@@ -71,17 +74,35 @@ class UserById(MethodView):
         return users.get_user(user_id)
 
     @blp.arguments(UserUpdateSchema)
-    @blp.response(200, UserSchema)
+    @blp.response(200, UserUpdatedSchema)
     def patch(self, changes, user_id):
-        """Change a user (admin)"""
+        """Change a user (admin); a new password ends their sessions and, by default, their API tokens"""
         users.require_role(current_user(), "admin")
-        return users.update_user(current_user(), users.get_user(user_id), changes)
+        return users.update_user(current_user(), users.get_user(user_id), changes, keep=current_token())
 
     @blp.response(204)
     def delete(self, user_id):
         """Delete a user (admin); a user who still owns sites cannot be deleted"""
         users.require_role(current_user(), "admin")
         users.delete_user(current_user(), users.get_user(user_id))
+
+
+@blp.route("/me/password", methods=["POST"])
+@blp.arguments(PasswordChangeSchema)
+@blp.response(200, PasswordChangedSchema)
+@blp.alt_response(429, description="too many wrong current passwords from this address")
+def change_password(data):
+    """Change the caller's own password (the current one is required); every other session ends, and the
+    API tokens too unless revoke_api_tokens is false"""
+    revoked = users.change_own_password(
+        current_user(),
+        data["current_password"],
+        data["new_password"],
+        current_token(),
+        client=client_address(),
+        revoke_api_tokens=data["revoke_api_tokens"],
+    )
+    return {"tokens_revoked": revoked}
 
 
 @blp.route("/me/tokens")
