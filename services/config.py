@@ -82,8 +82,11 @@ class Config:
         self.LOGIN_FAILURE_WINDOW_S = _env_int("LOGIN_FAILURE_WINDOW_S", 900)
         # Peers whose X-Real-IP / X-Forwarded-For name the client (nginx); anybody else is the client.
         self.TRUSTED_PROXIES = _env_networks("TRUSTED_PROXIES", "127.0.0.0/8 ::1")
+        # Request bodies: every route takes at most MAX_REQUEST_BYTES; report uploads (multipart) take a
+        # report of MAX_REPORT_BYTES plus 1 MiB of form around it (api/uploads.py; nginx follows both).
+        self.MAX_REQUEST_BYTES = _env_int("MAX_REQUEST_BYTES", 1024 * 1024)
         self.MAX_REPORT_BYTES = _env_int("MAX_REPORT_BYTES", 200 * 1024 * 1024)
-        self.MAX_CONTENT_LENGTH = self.MAX_REPORT_BYTES + 1024 * 1024
+        self.MAX_UPLOAD_BYTES = self.MAX_REPORT_BYTES + 1024 * 1024
         self.CACHE_TTL_S = _env_int("CACHE_TTL_S", 60)
         self.USABILITY_RETENTION_DAYS = _env_int("USABILITY_RETENTION_DAYS", 90)
         # Hourly rollups behind the 24h/7d/30d uptime; daily rollups are kept for good (365 rows a site-year).

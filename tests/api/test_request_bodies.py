@@ -1,6 +1,7 @@
 """Every write that takes a JSON body: malformed JSON is a 400, a body of the wrong shape or with a
 wrong field is a 422 naming the field, both in the one error shape, and neither changes anything."""
 
+import json
 import logging
 
 import pytest
@@ -145,3 +146,17 @@ def test_the_apps_own_json_parser_also_answers_deep_nesting_with_400(app):
         pytest.raises(BadRequest),
     ):
         request.get_json()
+
+
+@pytest.mark.parametrize(("who", "method", "path", "wrong", "field"), WRITES, ids=IDS)
+def test_json_bodies_beyond_the_request_limit_are_413_before_they_are_read(
+    request, app, targets, who, method, path, wrong, field
+):
+    """The large limit is the report upload's alone: a login or a site of a few megabytes is refused."""
+    before = rows()
+    text = json.dumps({field: "x" * app.config["MAX_REQUEST_BYTES"]})
+    response = send(
+        request, who, method, path, targets, data=text, headers={"Content-Type": "application/json"}
+    )
+    assert_error_shape(response, 413)
+    assert rows() == before

@@ -79,13 +79,25 @@ def test_render_refuses_bad_input(tmp_path):
         assert result.returncode != 0 and "render.sh:" in result.stderr, bad
 
 
-def test_upload_limit_follows_the_application(tmp_path):
+def _upload_location(text: str) -> str:
+    return text.split(f"location = {API_PREFIX}/bugs/imports {{", 1)[1].split("}", 1)[0]
+
+
+def test_body_limits_follow_the_application(tmp_path):
+    """Small everywhere, as the app's MAX_REQUEST_BYTES; the report upload alone takes MAX_UPLOAD_BYTES."""
     from services.config import Config
 
+    config = Config()
     default = rendered_text(render_nginx(tmp_path / "default"))
-    assert f"client_max_body_size {Config().MAX_CONTENT_LENGTH};" in default
-    small = rendered_text(render_nginx(tmp_path / "small", MAX_REPORT_BYTES="1048576"))
-    assert "client_max_body_size 2097152;" in small
+    outside = default.replace(_upload_location(default), "")
+    assert re.findall(r"client_max_body_size (\d+);", outside) == [str(config.MAX_REQUEST_BYTES)]
+    assert f"client_max_body_size {config.MAX_UPLOAD_BYTES};" in _upload_location(default)
+    small = rendered_text(
+        render_nginx(tmp_path / "small", MAX_REPORT_BYTES="1048576", MAX_REQUEST_BYTES="4096")
+    )
+    assert "client_max_body_size 2097152;" in _upload_location(small)
+    assert "client_max_body_size 4096;" in small
+    assert nginx_test(render_nginx(tmp_path / "checked")).returncode == 0
 
 
 def test_timeouts_are_aligned_with_gunicorn(plain):

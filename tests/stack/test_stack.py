@@ -155,6 +155,19 @@ def test_too_large_upload_gets_413_json_from_nginx(stack):
     assert within.status_code != 413 and "X-Request-ID" in within.headers
 
 
+def test_every_other_route_has_the_small_body_limit(stack):
+    """A login body of a megabyte and a half is refused by nginx (MAX_REQUEST_BYTES) before the app reads
+    it, while the report upload takes that much (above)."""
+    response = requests.post(
+        stack.api("/users/login"),
+        headers={"Content-Type": "application/json"},
+        data=b'{"username": "' + b"x" * (3 * 512 * 1024) + b'", "password": "y"}',
+        timeout=30,
+    )
+    assert_json_error(response, 413)
+    assert "X-Request-ID" not in response.headers  # nginx's answer
+
+
 def test_a_burst_of_logins_gets_429_json(stack):
     # From its own client address (X-Forwarded-For from the trusted 127.0.0.1), so the session's
     # admin login keeps its allowance; a new username each time, so the app's own limit stays out of it.
