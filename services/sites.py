@@ -367,6 +367,15 @@ def _require_owner_or_admin(user: User, site: Site) -> None:
         raise Forbidden("only the owner or an admin manages members")
 
 
+def member_name_seen_by(user: User, member: SiteMember) -> str | None:
+    """A member's username, for admins (who manage users) and for the member themselves; None for anybody
+    else. Sharing takes a user id: were the answer to name the user, any operator could learn every
+    username by sharing its own site with id after id."""
+    if user.is_admin or member.user_id == user.id:
+        return member.user.username
+    return None
+
+
 def list_members(user: User, site_id: int):
     site = get_site(user, site_id)
     # The answer names each member: their user rows come with the page, not one query per member.

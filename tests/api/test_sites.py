@@ -223,7 +223,10 @@ class TestAccessMatrix:
         assert answer(operator.put(path, json={"permission": "write"}))["permission"] == "write"
         assert operator.put(path, json={"permission": "owner"}).status_code == 422
         members = operator.get(f"/sites/{site.id}/members").get_json()
-        assert members["total"] == 1 and members["items"][0]["username"] == viewer.user.username
+        assert members["total"] == 1 and members["items"][0]["user_id"] == viewer.user.id
+        assert members["items"][0]["username"] is None  # users are admins' to list
+        assert answer(admin.get(f"/sites/{site.id}/members"))["items"][0]["username"] == viewer.user.username
+        assert answer(viewer.get(f"/sites/{site.id}/members"))["items"][0]["username"] == viewer.user.username
         assert answer(viewer.get(f"/sites/{site.id}/members"))["items"][0]["permission"] == "write"
         assert (
             viewer.put(
@@ -246,19 +249,19 @@ class TestAccessMatrix:
         assert viewer.get(f"/sites/{site.id}").status_code == 404
 
 
-def test_the_member_list_reads_the_members_users_with_the_page(operator):
+def test_the_member_list_reads_the_members_users_with_the_page(admin, operator):
     """No query per member for their usernames: the same number of statements for 1 or 8 members."""
     site = create_site(operator.user)
 
     def member_list_statements():
         db.session.expire_all()  # the request shares this session: nothing may come from its memory
         with statements() as sent:
-            body = operator.get(f"/sites/{site.id}/members").get_json()
+            body = admin.get(f"/sites/{site.id}/members").get_json()
         assert all(item["username"] for item in body["items"])
         return len(sent)
 
     share(site, create_user("viewer"))
-    operator.get("/users/me")  # the token's last use is written once, not in the measured requests
+    admin.get("/users/me")  # the token's last use is written once, not in the measured requests
     one = member_list_statements()
     for _ in range(7):
         share(site, create_user("viewer"))
@@ -292,3 +295,17 @@ def test_a_new_url_without_a_password_drops_the_old_one(operator):
     site = answer(operator.post("/sites", json={"name": "Shop", "url": SECRET_URL}), 201)
     changed = answer(operator.patch(f"/sites/{site['id']}", json={"url": "https://shop.example.test/"}))
     assert changed["url"] == "https://shop.example.test/" and stored(site["id"]).url_password is None
+
+
+def test_sharing_by_id_does_not_tell_an_operator_who_the_user_is(operator):
+    """Trying ids one after the other must not list the users' names (404 vs 201 says only that an id
+    exists; the answer names nobody)."""
+    site = create_site(operator.user)
+    others = [create_user("viewer", username=f"secret-name-{n}") for n in range(3)]
+    for other in others:
+        response = operator.put(f"/sites/{site.id}/members/{other.id}", json={"permission": "read"})
+        body = answer(response, 201)
+        assert body["user_id"] == other.id and body["username"] is None
+        assert "secret-name" not in response.get_data(as_text=True)
+    listed = operator.get(f"/sites/{site.id}/members").get_data(as_text=True)
+    assert "secret-name" not in listed

@@ -2,7 +2,14 @@ from marshmallow import Schema, fields, validate
 
 from api.common import PageArgs, Str, current_user
 from services.models import PERMISSIONS, SITE_STATES
-from services.sites import LIST_LIMITS, NUMBER_RANGES, TEXT_LENGTHS, default_settings, url_seen_by
+from services.sites import (
+    LIST_LIMITS,
+    NUMBER_RANGES,
+    TEXT_LENGTHS,
+    default_settings,
+    member_name_seen_by,
+    url_seen_by,
+)
 
 
 class SiteSchema(Schema):
@@ -103,9 +110,20 @@ class SiteQueryArgs(PageArgs):
 class MemberSchema(Schema):
     site_id = fields.Integer(dump_only=True)
     user_id = fields.Integer(dump_only=True)
-    username = fields.Function(lambda member: member.user.username, dump_only=True)
+    username = fields.Method(
+        "_username",
+        dump_only=True,
+        metadata={
+            "type": "string",
+            "nullable": True,
+            "description": "for admins and for the member themselves; null for others (users are admins' to list)",
+        },
+    )
     permission = fields.String(required=True)
     created_at = fields.DateTime(dump_only=True)
+
+    def _username(self, member) -> str | None:
+        return member_name_seen_by(current_user(), member)
 
 
 class MemberWriteSchema(Schema):
