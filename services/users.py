@@ -1,5 +1,6 @@
 """Users, logins and tokens: the rules and the commit boundary."""
 
+import functools
 import logging
 import re
 import unicodedata
@@ -50,11 +51,35 @@ def _refuse_taken(name: str, user_id: int | None = None) -> None:
         raise Conflict(f"username {name!r} is taken", errors={"username": ["already taken"]})
 
 
-def check_password(password: str) -> None:
+PASSWORD_RULE = (
+    "8 to 256 characters, at least 4 different ones, not one of the most common passwords, not containing "
+    "the username"
+)
+
+
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    """The 30,000 most common passwords of zxcvbn's list (from leaked password sets; MIT licence)."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def check_password(password: str, username: str | None = None) -> None:
+    """Invalid (with the reason) unless `password` is long enough, not made of a handful of characters,
+    not among the most common passwords and does not contain `username`."""
     shortest, longest = PASSWORD_LENGTH
     if not isinstance(password, str) or not (shortest <= len(password) <= longest):
-        message = f"{shortest} to {longest} characters"
-        raise Invalid(f"password: {message}", errors={"password": [message]})
+        reason = f"must be {shortest} to {longest} characters long"
+    elif len(set(password)) < 4:
+        reason = "uses too few different characters"
+    elif password.casefold() in _common_passwords() or password.strip().casefold() in _common_passwords():
+        reason = "is one of the most common passwords"
+    elif username and len(username) >= 3 and normalise_username(username) in password.casefold():
+        reason = "must not contain the username"
+    else:
+        return
+    raise Invalid(f"the password {reason}", errors={"password": [reason]})
 
 
 def _now() -> datetime:
@@ -77,7 +102,7 @@ def list_users(role: str | None = None):
 
 def create_user(username: str, password: str, role: str = "viewer", email: str | None = None) -> User:
     username = username_for(username)
-    check_password(password)
+    check_password(password, username)
     _refuse_taken(username)
     user = User(username=username, password_hash=hash_password(password), role=role, email=email)
     db.session.add(user)
@@ -101,7 +126,7 @@ def update_user(actor: User, user: User, changes: dict, keep: ApiToken | None = 
             _refuse_taken(name, user_id=user.id)
             user.username = name
     if "password" in changes:
-        check_password(changes["password"])
+        check_password(changes["password"], user.username)
     if "email" in changes:
         user.email = changes["email"]
     if "role" in changes and changes["role"] != user.role:
@@ -177,7 +202,7 @@ def change_own_password(
     if not verify_password(user.password_hash, current_password):
         _count(failures_key, config["LOGIN_FAILURE_WINDOW_S"])
         raise Invalid("the current password is wrong", errors={"current_password": ["wrong password"]})
-    check_password(new_password)
+    check_password(new_password, user.username)
     user.password_hash = hash_password(new_password)
     revoked = _revoke_tokens(user, api=revoke_api_tokens, keep=token)
     db.session.commit()

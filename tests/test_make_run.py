@@ -35,7 +35,7 @@ def running(tmp_path):
         DATA_DIR=str(tmp_path / "data"),
         LOG_DIR=str(tmp_path / "log"),
         CLOUDEYE_ADMIN_USERNAME="admin",
-        CLOUDEYE_ADMIN_PASSWORD="first-admin-password",
+        CLOUDEYE_ADMIN_PASSWORD="first-run-passphrase",
     )
     output = open(tmp_path / "run.out", "wb")  # noqa: SIM115 - closed in the teardown
     process = subprocess.Popen(
@@ -77,7 +77,7 @@ def test_make_run_serves_the_api_on_sqlite_without_redis(running):
     ready = requests.get(base + "/readyz").json()
     assert ready == {"status": "ready", "db": "ok", "redis": "disabled", "migrations": "ok"}
     login = requests.post(
-        base + API_PREFIX + "/users/login", json={"username": "admin", "password": "first-admin-password"}
+        base + API_PREFIX + "/users/login", json={"username": "admin", "password": "first-run-passphrase"}
     )
     assert login.status_code == 200
     headers = {"Authorization": "Bearer " + login.json()["token"]}

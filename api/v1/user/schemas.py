@@ -2,11 +2,11 @@ from marshmallow import Schema, fields, validate
 
 from api.common import PageArgs, Str
 from services.models import ROLES
-from services.users import PASSWORD_LENGTH, USERNAME_LENGTH, USERNAME_RULE
+from services.users import PASSWORD_LENGTH, PASSWORD_RULE, USERNAME_LENGTH, USERNAME_RULE
 
 # The rules live in services.users (username_for, check_password); these document them.
 USERNAME = {"minLength": USERNAME_LENGTH[0], "maxLength": USERNAME_LENGTH[1], "description": USERNAME_RULE}
-PASSWORD = {"minLength": PASSWORD_LENGTH[0], "maxLength": PASSWORD_LENGTH[1]}
+PASSWORD = {"minLength": PASSWORD_LENGTH[0], "maxLength": PASSWORD_LENGTH[1], "description": PASSWORD_RULE}
 
 
 class UserSchema(Schema):
