@@ -11,6 +11,7 @@ events, findings, imports): `get_site` for a site id, `get_site_row` for a row o
 import ipaddress
 import logging
 import re
+import socket
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -173,6 +174,54 @@ def check_settings(values: dict, current: Site | None = None) -> None:
         raise Invalid("the site's settings break its rules", errors=errors)
 
 
+# IPv6 prefixes whose addresses carry an IPv4 address in their last 32 bits: NAT64 (well-known and
+# local-use) and the deprecated IPv4-compatible form. 6to4, Teredo and IPv4-mapped have ipaddress helpers.
+_IPV4_IN_LAST_32_BITS = tuple(
+    ipaddress.ip_network(net) for net in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96")
+)
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    embedded = []
+    if address.sixtofour is not None:
+        embedded.append(address.sixtofour)
+    if address.teredo is not None:
+        embedded.extend(address.teredo)  # (server, client)
+    if any(address in network for network in _IPV4_IN_LAST_32_BITS):
+        embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return embedded
+
+
+def is_public_address(address) -> bool:
+    """Whether connecting to `address` (text or ipaddress object) reaches the public internet: a globally
+    routable unicast address, and so is every IPv4 address an IPv6 one carries (NAT64, 6to4, Teredo,
+    IPv4-mapped and -compatible), which a translator on the way would connect to instead. The one rule of
+    ALLOW_PRIVATE_TARGETS=false, for the API (literal addresses) and the probe (resolved ones)."""
+    try:
+        ip = address if not isinstance(address, str) else ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if not ip.is_global or ip.is_multicast:
+        return False
+    return ip.version == 4 or all(is_public_address(inner) for inner in _embedded_ipv4(ip))
+
+
+def _numeric_host_is_canonical(host: str) -> bool:
+    """False for host names the resolver takes for an IPv4 address written in another way than the
+    dotted quad (2130706433, 0x7f000001, 127.1, 127.000.000.001, 0177.0.0.1): they are refused, so that
+    no check here and no resolver there read one address two ways."""
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return True  # not an IPv4 address in any form: a DNS name
+    try:
+        return str(ipaddress.IPv4Address(host)) == host
+    except ValueError:
+        return False
+
+
 def check_target(url: str) -> None:
     """http/https with a host; private addresses only when ALLOW_PRIVATE_TARGETS (the default)."""
     try:
@@ -184,16 +233,19 @@ def check_target(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Invalid("url must be an http or https URL with a host", errors={"url": ["http/https only"]})
+    host = parts.hostname.rstrip(".")
+    if not _numeric_host_is_canonical(host):
+        message = "write an IPv4 address as four decimal numbers (e.g. 192.0.2.10)"
+        raise Invalid(message, errors={"url": [message]})
     if current_app.config.get("ALLOW_PRIVATE_TARGETS", True):
         return
-    host = parts.hostname
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         if host == "localhost" or host.endswith(".localhost"):
             raise Invalid("private targets are disabled", errors={"url": ["private target"]}) from None
-        return
-    if address.is_private or address.is_loopback or address.is_link_local:
+        return  # a name: its addresses are checked when the probe connects
+    if not is_public_address(address):
         raise Invalid("private targets are disabled", errors={"url": ["private target"]})
 
 
