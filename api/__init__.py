@@ -85,10 +85,11 @@ def create_app(config: Config | None = None, role: str | None = None):
         "info": {"description": "cloudeye: usability, tamper and bug monitoring of websites."},
     }
 
-    from api import docs, errors, health, request_id, uploads
+    from api import docs, errors, headers, health, request_id, uploads
     from api.v1 import register_v1
 
     request_id.init_app(app)
+    headers.init_app(app)
     uploads.init_app(app)
     api = CloudeyeApi(
         app,

@@ -134,6 +134,7 @@ render cloudeye.conf.template cloudeye.conf
 render locations.conf.template cloudeye-locations.conf
 render proxy.conf.template cloudeye-proxy.conf
 render headers.conf.template cloudeye-headers.conf
+render hsts.conf.template cloudeye-hsts.conf
 if [ "$NGINX_TLS" = on ]; then
 	render server-tls.conf.template cloudeye-server.conf
 else

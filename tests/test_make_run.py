@@ -80,6 +80,10 @@ def test_make_run_serves_the_api_on_sqlite_without_redis(running):
         base + API_PREFIX + "/users/login", json={"username": "admin", "password": "first-run-passphrase"}
     )
     assert login.status_code == 200
+    # no nginx in front: the app's own security headers, and no cache may keep the token
+    assert login.headers["X-Content-Type-Options"] == "nosniff" and login.headers["X-Frame-Options"] == "DENY"
+    assert "default-src 'none'" in login.headers["Content-Security-Policy"]
+    assert login.headers["Cache-Control"] == "no-store"
     headers = {"Authorization": "Bearer " + login.json()["token"]}
     site = requests.post(
         base + API_PREFIX + "/sites", json={"name": "self", "url": base + "/healthz"}, headers=headers

@@ -151,8 +151,15 @@ def test_docs_page_is_public_html_that_loads_the_document(app):
     page.feed(response.get_data(as_text=True))
     assert {"html", "title", "script"} <= set(page.tags)
     assert "openapi.json" in page.links
-    assert page.scripts == []  # nothing loaded from a CDN: works on an offline host
-    assert 'fetch("openapi.json")' in response.get_data(as_text=True)
+    assert page.scripts == ["docs.js"]  # from this origin, nothing from a CDN: works on an offline host
+    assert "<style>" not in response.get_data(as_text=True)  # no inline style or script: a strict CSP holds
+    policy = response.headers["Content-Security-Policy"]
+    assert (
+        "'unsafe-inline'" not in policy and "script-src 'self'" in policy and "connect-src 'self'" in policy
+    )
+    script = app.test_client().get(f"{API_PREFIX}/docs.js")
+    assert script.mimetype == "text/javascript" and 'fetch("openapi.json")' in script.get_data(as_text=True)
+    assert app.test_client().get(f"{API_PREFIX}/docs.css").mimetype == "text/css"
 
 
 @pytest.mark.parametrize(

@@ -173,14 +173,20 @@ def test_security_headers_server_tokens_gzip_static_and_deny_list(plain):
     assert "limit_req zone=cloudeye_login" in text.split(f"location = {API_PREFIX}/users/login", 1)[1]
 
 
-def test_every_location_that_sets_headers_includes_the_security_headers(plain):
-    """add_header in a location drops the inherited ones: each such location must include them all."""
+def test_nginx_adds_security_headers_to_its_own_answers_and_passes_the_apps_on(plain):
+    """add_header in a location drops the inherited ones: each location that answers itself includes
+    them all; a proxied one adds only HSTS (on TLS) and lets the app's own headers through."""
     text = (plain.parent / "cloudeye-locations.conf").read_text()
     blocks = re.findall(r"location [^{]+\{(.*?)\n\}", text, re.S)
     assert len(blocks) >= 10
     for block in blocks:
-        if "add_header" in block:
+        if "cloudeye-proxy.conf" in block:
+            assert "add_header" not in block and "cloudeye-hsts.conf" in block, block
+        elif "add_header" in block:
             assert "cloudeye-headers.conf" in block, block
+    proxy = (plain.parent / "cloudeye-proxy.conf").read_text()
+    for header in ("X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy", "Content-Security-Policy"):
+        assert f"proxy_hide_header {header}" not in proxy
 
 
 @pytest.mark.parametrize("status", ERROR_STATUSES)

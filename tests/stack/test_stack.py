@@ -115,7 +115,9 @@ def test_security_headers_on_answers_errors_and_static_files(stack):
             assert header in response.headers, (response.url, header)
         assert response.headers["Server"] == "nginx"  # server_tokens off: no version
         assert "Strict-Transport-Security" not in response.headers  # plain HTTP
-    assert responses[0].headers["X-Frame-Options"] == "DENY"
+    for response in responses:  # one copy of each: the app's on its answers, nginx's on its own
+        assert response.headers["X-Frame-Options"] == "DENY", response.url
+        assert response.headers["X-Content-Type-Options"] == "nosniff", response.url
     assert "default-src 'none'" in responses[0].headers["Content-Security-Policy"]
     assert responses[2].text.startswith("User-agent")
     assert_json_error(responses[3], 404)
