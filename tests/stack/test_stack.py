@@ -82,6 +82,37 @@ def test_requests_through_nginx_reach_the_api_and_the_database(stack):
     assert name == "stack probe target"
 
 
+def test_static_files_and_uploads_work_from_a_checkout_nobody_else_may_enter(stack):
+    """The checkout sits in a 0700 directory, as a clone in a home directory does; nginx's workers (another
+    user when the stack runs as root) still serve the static files and buffer request bodies to disk."""
+    assert stack.root.parent.stat().st_mode & 0o777 == 0o700
+    robots = requests.get(f"{stack.url}/robots.txt", timeout=10)
+    assert robots.status_code == 200 and robots.text.startswith("User-agent")
+    # Beyond nginx's in-memory buffer (256 KiB): written to its temporary directory on the way.
+    report = (
+        b'{"findings": ['
+        + b",".join(
+            b'{"title": "t%d", "severity": "low", "rule_id": "r%d", "location": "https://x.example.test/%d"}'
+            % (n, n, n)
+            for n in range(4000)
+        )
+        + b"]}"
+    )
+    assert len(report) > 256 * 1024
+    site = requests.post(
+        stack.api("/sites"),
+        json={"name": "uploads", "url": "http://127.0.0.1:9/"},
+        headers=stack.auth,
+        timeout=10,
+    ).json()["id"]
+    imported = requests.post(
+        stack.api("/bugs/imports"), headers=stack.auth, data={"site_id": site},
+        files={"file": ("report.json", report)}, timeout=60,
+    )  # fmt: skip
+    assert imported.status_code == 201, imported.text
+    assert imported.json()["created"] == 4000
+
+
 def test_every_program_runs_under_supervisor(stack):
     status = stack.supervisor_status()
     for program in ("dataapi", "apisync", "nginx"):
@@ -122,7 +153,9 @@ def test_security_headers_on_answers_errors_and_static_files(stack):
     assert responses[2].text.startswith("User-agent")
     assert_json_error(responses[3], 404)
     docs = requests.get(stack.api("/docs"), timeout=10)
-    assert docs.status_code == 200 and "script-src 'unsafe-inline'" in docs.headers["Content-Security-Policy"]
+    policy = docs.headers["Content-Security-Policy"]
+    assert docs.status_code == 200 and "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert requests.get(stack.api("/docs.js"), timeout=10).status_code == 200
 
 
 def test_json_is_compressed(stack):
@@ -366,7 +399,7 @@ def test_database_outage_gives_503_and_recovers_without_a_restart(stack):
     assert stack.pid("gunicorn.pid") == master and stack.gunicorn_workers() == workers
     # The worker lived through it too: its heartbeat is fresh again.
     wait_until(
-        lambda: stack.script("stack-ctl.sh", "exec", str(stack.root / ".venv/bin/python"), "sync_main.py",
+        lambda: stack.script("stack-ctl.sh", "exec", str(Path(stack.env["CLOUDEYE_VENV"]) / "bin/python"), "sync_main.py",
                              "--healthcheck", timeout=60).returncode == 0,
         timeout=60, interval=1, message="the sync heartbeat",
     )  # fmt: skip
