@@ -98,6 +98,31 @@ class UTCDate(fields.DateTime):
         return parsed.astimezone(UTC)
 
 
+class JSONBoolean(fields.Boolean):
+    """A JSON body's boolean: true or false, not the 1, 0.0 or "yes" marshmallow would also take."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class JSONInteger(fields.Integer):
+    """A JSON body's integer: not 60.0 or "60"."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+
+class JSONNumber(fields.Float):
+    """A JSON body's number: not "0.5"."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 def Id(**kwargs):  # noqa: N802 - reads like a field class
     return fields.Integer(strict=False, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 

@@ -160,3 +160,23 @@ def test_json_bodies_beyond_the_request_limit_are_413_before_they_are_read(
     )
     assert_error_shape(response, 413)
     assert rows() == before
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("paused", 0),
+        ("tamper_enabled", 1.0),
+        ("keyword_absent", "yes"),
+        ("check_interval_s", 60.0),
+        ("timeout_s", "10"),
+        ("tamper_threshold", "0.5"),
+        ("tamper_threshold", True),
+    ],
+)
+def test_json_values_must_have_the_documented_type(operator, field, value):
+    """What the document calls a boolean, an integer or a number is that JSON type, not a lookalike."""
+    response = operator.post("/sites", json={"name": "x", "url": "https://x.example.test/", field: value})
+    body = assert_error_shape(response, 422)
+    assert field in body["errors"]
+    assert operator.get("/sites").get_json()["total"] == 0

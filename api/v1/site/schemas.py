@@ -1,6 +1,6 @@
 from marshmallow import Schema, fields, validate
 
-from api.common import PageArgs, Str, current_user
+from api.common import JSONBoolean, JSONInteger, JSONNumber, PageArgs, Str, current_user
 from services.models import PERMISSIONS, SITE_STATES
 from services.sites import (
     LIST_LIMITS,
@@ -73,18 +73,16 @@ class SiteWriteSchema(Schema):
 
     name = Str(required=True, metadata=_documented("name"))
     url = Str(required=True, metadata={**_documented("url"), "format": "uri"})
-    check_interval_s = fields.Integer(metadata=_documented("check_interval_s"))
-    timeout_s = fields.Integer(
-        metadata={**_documented("timeout_s"), "description": "at most check_interval_s"}
-    )
+    check_interval_s = JSONInteger(metadata=_documented("check_interval_s"))
+    timeout_s = JSONInteger(metadata={**_documented("timeout_s"), "description": "at most check_interval_s"})
     accepted_status = Str(
         metadata={**_documented("accepted_status"), "description": "status codes and ranges: 200-299, 301"}
     )
     keyword = Str(allow_none=True, metadata=_documented("keyword"))
-    keyword_absent = fields.Boolean(metadata=_documented("keyword_absent"))
-    max_retries = fields.Integer(metadata=_documented("max_retries"))
-    tamper_enabled = fields.Boolean(metadata=_documented("tamper_enabled"))
-    tamper_threshold = fields.Float(metadata=_documented("tamper_threshold"))
+    keyword_absent = JSONBoolean(metadata=_documented("keyword_absent"))
+    max_retries = JSONInteger(metadata=_documented("max_retries"))
+    tamper_enabled = JSONBoolean(metadata=_documented("tamper_enabled"))
+    tamper_threshold = JSONNumber(metadata=_documented("tamper_threshold"))
     tamper_ignore = fields.List(
         Str(metadata=_item_length("tamper_ignore")),
         metadata={
@@ -95,7 +93,7 @@ class SiteWriteSchema(Schema):
     forbidden_keywords = fields.List(
         Str(metadata=_item_length("forbidden_keywords")), metadata=_documented("forbidden_keywords")
     )
-    paused = fields.Boolean(metadata=_documented("paused"))
+    paused = JSONBoolean(metadata=_documented("paused"))
 
 
 class SiteUpdateSchema(SiteWriteSchema):

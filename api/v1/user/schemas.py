@@ -1,6 +1,6 @@
 from marshmallow import Schema, fields, validate
 
-from api.common import PageArgs, Str
+from api.common import JSONBoolean, JSONInteger, PageArgs, Str
 from services.models import ROLES
 from services.users import PASSWORD_LENGTH, PASSWORD_RULE, USERNAME_LENGTH, USERNAME_RULE
 
@@ -28,7 +28,7 @@ class UserCreateSchema(Schema):
 class UserUpdateSchema(Schema):
     username = Str(metadata=USERNAME)
     password = Str(load_only=True, metadata=PASSWORD)
-    revoke_api_tokens = fields.Boolean(
+    revoke_api_tokens = JSONBoolean(
         load_only=True,
         metadata={
             "default": True,
@@ -37,7 +37,7 @@ class UserUpdateSchema(Schema):
     )
     email = fields.Email(allow_none=True, validate=validate.Length(max=255))
     role = fields.String(validate=validate.OneOf(ROLES))
-    is_active = fields.Boolean()
+    is_active = JSONBoolean()
 
 
 class TokensRevokedSchema(Schema):
@@ -60,7 +60,7 @@ class PasswordChangeSchema(Schema):
         required=True, load_only=True, metadata={"minLength": 1, "maxLength": PASSWORD["maxLength"]}
     )
     new_password = Str(required=True, load_only=True, metadata=PASSWORD)
-    revoke_api_tokens = fields.Boolean(
+    revoke_api_tokens = JSONBoolean(
         load_default=True,
         metadata={
             "description": "revoke the caller's API tokens too (every other login session always ends)"
@@ -99,7 +99,7 @@ class TokenSchema(Schema):
 
 class TokenCreateSchema(Schema):
     name = Str(required=True, validate=validate.Length(min=1, max=100))
-    expires_in_days = fields.Integer(
+    expires_in_days = JSONInteger(
         load_default=None, allow_none=True, validate=validate.Range(min=1, max=3650)
     )
 
