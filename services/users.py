@@ -192,15 +192,9 @@ def change_own_password(
     """The caller's own password change: the current password is required (a failure counts against the
     client like a failed login). Every other login session ends, and the API tokens too unless
     `revoke_api_tokens` is false; the token of this request goes on working. Returns what was revoked."""
-    config = current_app.config
-    failures_key = cache.key("login-failures", client)
-    failures, left = _peek(failures_key)
-    if failures >= config["LOGIN_FAILURE_LIMIT"]:
-        raise TooManyRequests(
-            "too many failed password checks from this address, try again later", retry_after=left
-        )
+    _refuse_failing_client(client)
     if not verify_password(user.password_hash, current_password):
-        _count(failures_key, config["LOGIN_FAILURE_WINDOW_S"])
+        _count_failure(client)
         raise Invalid("the current password is wrong", errors={"current_password": ["wrong password"]})
     check_password(new_password, user.username)
     user.password_hash = hash_password(new_password)
@@ -227,17 +221,27 @@ def _count(key: str, window: int) -> tuple[int, int] | None:
     return count, left
 
 
-def _peek(key: str) -> tuple[int, int]:
+def _refuse_failing_client(client: str) -> None:
+    """TooManyRequests once `client` failed LOGIN_FAILURE_LIMIT password checks within the window."""
+    key = cache.key("login-failures", client)
     try:
-        count, left = int(cache.store.get(key) or 0), cache.store.ttl(key)
+        failures, left = int(cache.store.get(key) or 0), cache.store.ttl(key)
     except Exception as exc:
         log.warning("login rate limiter unavailable: %s", exc)
-        return 0, 0
-    return count, max(1, left or 1)
+        return
+    if failures >= current_app.config["LOGIN_FAILURE_LIMIT"]:
+        raise TooManyRequests(
+            "too many failed password checks from this address, try again later",
+            retry_after=max(1, left or 1),
+        )
+
+
+def _count_failure(client: str) -> None:
+    _count(cache.key("login-failures", client), current_app.config["LOGIN_FAILURE_WINDOW_S"])
 
 
 def login(username: str, password: str, client: str = "-") -> tuple[User, str, ApiToken]:
-    """A login token for `username`, with two limits (docs/domain.md, "Who sees what"):
+    """A login token for `username`, with two limits:
     - LOGIN_RATE_LIMIT attempts per LOGIN_RATE_WINDOW_S per client and *account*: the name is resolved
       first, so spellings the database takes for the same account ("admin ", "ädmin", "ＡＤＭＩＮ" on
       MySQL's collation) share one budget;
@@ -247,16 +251,13 @@ def login(username: str, password: str, client: str = "-") -> tuple[User, str, A
     name = normalise_username(username)
     user = db.session.scalar(sa.select(User).where(User.username == name))
     account = f"user:{user.id}" if user is not None else f"name:{name[:64]}"
-    failures_key = cache.key("login-failures", client)
-    failures, left = _peek(failures_key)
-    if failures >= config["LOGIN_FAILURE_LIMIT"]:
-        raise TooManyRequests("too many failed logins from this address, try again later", retry_after=left)
+    _refuse_failing_client(client)
     attempts = _count(cache.key("login", client, account), config["LOGIN_RATE_WINDOW_S"])
     if attempts is not None and attempts[0] > config["LOGIN_RATE_LIMIT"]:
         raise TooManyRequests("too many login attempts, try again later", retry_after=max(1, attempts[1]))
     exact = user if user is not None and user.username == name else None
     if not verify_password(exact.password_hash if exact else None, password) or not exact.is_active:
-        _count(failures_key, config["LOGIN_FAILURE_WINDOW_S"])
+        _count_failure(client)
         log.info("login failed for username=%r from %s", username[:64], client)
         raise Unauthorized("invalid username or password")
     if password_needs_rehash(user.password_hash):
