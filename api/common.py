@@ -140,10 +140,14 @@ class AtLeastOneField(Schema):
 
 
 class SchemaRulesPlugin(BasePlugin):
-    """Adds to the document the schema-level rules marshmallow's plugin cannot see (minProperties)."""
+    """Adds to the document the schema-level rules marshmallow's plugin cannot see: `minProperties`, and
+    no `default` on the fields of a body that changes only what it names (PATCH)."""
 
     def schema_helper(self, name, definition, **kwargs):
         schema = kwargs.get("schema")
+        if getattr(schema, "CHANGES_ONLY_WHAT_IS_SENT", False):
+            for field in (definition or {}).get("properties", {}).values():
+                field.pop("default", None)
         minimum = getattr(schema, "MIN_PROPERTIES", None)
         return {"minProperties": minimum} if minimum else None
 

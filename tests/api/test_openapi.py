@@ -197,6 +197,9 @@ def test_the_document_states_the_rules_the_server_enforces(spec):
         assert site[name]["maxItems"] == most, name
         assert (site[name]["items"]["minLength"], site[name]["items"]["maxLength"]) == (shortest, longest)
     assert site["url"]["format"] == "uri" and site["check_interval_s"]["default"] == 60
+    patch = schemas["SiteUpdate"]["properties"]  # a PATCH leaves out what keeps its value: no defaults
+    assert not [name for name, field in patch.items() if "default" in field]
+    assert patch["check_interval_s"]["minimum"] == NUMBER_RANGES["check_interval_s"][0]
     user = schemas["UserCreate"]["properties"]
     assert (user["username"]["minLength"], user["username"]["maxLength"]) == USERNAME_LENGTH
     assert (user["password"]["minLength"], user["password"]["maxLength"]) == PASSWORD_LENGTH

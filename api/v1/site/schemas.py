@@ -97,7 +97,10 @@ class SiteWriteSchema(Schema):
 
 
 class SiteUpdateSchema(SiteWriteSchema):
-    """PATCH body: any subset of the writable fields (used with partial=True)."""
+    """PATCH body: any subset of the writable fields (used with partial=True); what it leaves out keeps its
+    value, so the document gives no defaults here."""
+
+    CHANGES_ONLY_WHAT_IS_SENT = True
 
 
 class SiteQueryArgs(PageArgs):
