@@ -230,6 +230,13 @@ def test_a_burst_of_logins_gets_429_json(stack):
         timeout=10,
     )
     assert other.status_code == 401
+    # The app counts failures against the client nginx names (X-Real-IP from its trusted loopback peer),
+    # not against nginx's own address.
+    log = stack.directory / "log" / "dataapi.out.log"
+    wait_until(
+        lambda: "from 198.51.100.21" in log.read_text(), timeout=10, message="the client in the app's log"
+    )
+    assert "username='someone' from 127.0.0.1" not in log.read_text()
 
 
 def test_a_denied_peer_gets_403_json(stack):
