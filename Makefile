@@ -66,6 +66,12 @@ test-fast: ## the inner loop: unit and API tests on SQLite with the in-process c
 	CLOUDEYE_TEST_BACKEND=sqlite CLOUDEYE_TEST_REDIS= $(VENV)/bin/pytest tests/api tests/services \
 		--deselect tests/api/test_fuzz.py $(PYTEST_ARGS)
 
+.PHONY: fuzz
+fuzz: venv ## schemathesis over the whole OpenAPI document, 5,000+ requests: no 5xx, no schema violation
+	scripts/ensure-services.sh
+	CLOUDEYE_FUZZ_EXAMPLES=$${CLOUDEYE_FUZZ_EXAMPLES:-90} CLOUDEYE_FUZZ_MIN_REQUESTS=$${CLOUDEYE_FUZZ_MIN_REQUESTS:-5000} \
+		$(VENV)/bin/pytest -s tests/api/test_fuzz.py $(PYTEST_ARGS)
+
 .PHONY: lint
 lint: venv ## ruff, and hadolint on the Dockerfiles
 	$(VENV)/bin/ruff check .

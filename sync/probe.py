@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from email.message import Message
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
-from services.sites import status_accepted
+from services.sites import is_public_address, status_accepted
 
 log = logging.getLogger(__name__)
 
@@ -356,7 +356,7 @@ class Prober:
         except socket.gaierror as exc:
             raise ProbeError("dns", f"DNS lookup of {host} failed: {exc.strerror or exc}") from None
         if not self.allow_private:
-            allowed = [entry for entry in addresses if _public(entry[4][0])]
+            allowed = [entry for entry in addresses if is_public_address(entry[4][0])]
             if not allowed:
                 raise ProbeError(
                     "other",
@@ -433,16 +433,6 @@ def _without_userinfo(url: str) -> str:
     if "@" not in parts.netloc:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-
-
-def _public(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
 
 
 def _ascii_host(host: str) -> str:

@@ -36,7 +36,7 @@ def running(tmp_path):
         DATA_DIR=str(tmp_path / "data"),
         LOG_DIR=str(tmp_path / "log"),
         CLOUDEYE_ADMIN_USERNAME="admin",
-        CLOUDEYE_ADMIN_PASSWORD="first-admin-password",
+        CLOUDEYE_ADMIN_PASSWORD="first-run-passphrase",
     )
     output = open(tmp_path / "run.out", "wb")  # noqa: SIM115 - closed in the teardown
     process = subprocess.Popen(
@@ -78,9 +78,13 @@ def test_make_run_serves_the_api_on_sqlite_without_redis(running):
     ready = requests.get(base + "/readyz").json()
     assert ready == {"status": "ready", "db": "ok", "redis": "disabled", "migrations": "ok"}
     login = requests.post(
-        base + API_PREFIX + "/users/login", json={"username": "admin", "password": "first-admin-password"}
+        base + API_PREFIX + "/users/login", json={"username": "admin", "password": "first-run-passphrase"}
     )
     assert login.status_code == 200
+    # no nginx in front: the app's own security headers, and no cache may keep the token
+    assert login.headers["X-Content-Type-Options"] == "nosniff" and login.headers["X-Frame-Options"] == "DENY"
+    assert "default-src 'none'" in login.headers["Content-Security-Policy"]
+    assert login.headers["Cache-Control"] == "no-store"
     headers = {"Authorization": "Bearer " + login.json()["token"]}
     site = requests.post(
         base + API_PREFIX + "/sites", json={"name": "self", "url": base + "/healthz"}, headers=headers

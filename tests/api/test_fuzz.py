@@ -8,10 +8,14 @@ events, findings, API tokens), and generated ids are often swapped for ids of th
 existing rows and not only 404s. Each example gets a fresh API token, so examples that log out, revoke
 tokens or change the caller's password cannot disarm the examples after them.
 
-Bounded and reproducible: a fixed number of examples per operation, derandomized, no deadline.
+Bounded and reproducible: a fixed number of examples per operation, derandomized, no deadline. `make test`
+runs EXAMPLES_PER_OPERATION (30) of each mode per operation, and checks that every operation was reached;
+`make fuzz` runs CLOUDEYE_FUZZ_EXAMPLES of them and asks for at least CLOUDEYE_FUZZ_MIN_REQUESTS requests in
+all. Each run prints how many requests it sent.
 """
 
 import ipaddress
+import os
 import socket
 import traceback
 from datetime import UTC, datetime, timedelta
@@ -53,7 +57,22 @@ from services.usability import CheckResult
 from tests.factories import create_site, create_user, share, token_for
 
 SPEC_PATH = API_PREFIX + "/openapi.json"
-EXAMPLES_PER_OPERATION = 30
+EXAMPLES_PER_OPERATION = int(os.environ.get("CLOUDEYE_FUZZ_EXAMPLES") or 30)
+MIN_REQUESTS = int(os.environ.get("CLOUDEYE_FUZZ_MIN_REQUESTS") or 0)
+
+
+class CountingApp:
+    """The app as schemathesis calls it, counting the requests it answers (the checks send some too)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.requests = 0
+
+    def __call__(self, environ, start_response):
+        self.requests += 1
+        return self.app(environ, start_response)
+
+
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -279,14 +298,19 @@ def _auth_headers(case, world: World, role: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def api_schema(app):
-    schema = schemathesis.openapi.from_wsgi(SPEC_PATH, app)
+def counting_app(app):
+    return CountingApp(app)
+
+
+@pytest.fixture(scope="module")
+def api_schema(counting_app):
+    schema = schemathesis.openapi.from_wsgi(SPEC_PATH, counting_app)
     # Authorization stays valid; missing and wrong credentials are probed by the ignored_auth check.
     schema.config.generation.update(with_security_parameters=False)
     return schema
 
 
-def _fuzz(operation, mode: GenerationMode, world: World, app) -> str | None:
+def _fuzz(operation, mode: GenerationMode, world: World, app: CountingApp) -> str | None:
     """Run the examples of one operation; the (shrunk) failure as text, or None."""
 
     @given(
@@ -321,11 +345,27 @@ def _fuzz(operation, mode: GenerationMode, world: World, app) -> str | None:
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=lambda m: m.value)
-def test_every_operation_answers_within_its_contract(api_schema, world, app, mode):
+def test_every_operation_answers_within_its_contract(api_schema, world, counting_app, mode):
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) > 20, "the OpenAPI document lost its operations"
-    failures = [failure for op in operations if (failure := _fuzz(op, mode, world, app))]
+    failures, unreached = [], []
+    for operation in operations:
+        before = counting_app.requests
+        if failure := _fuzz(operation, mode, world, counting_app):
+            failures.append(failure)
+        elif counting_app.requests == before and mode == GenerationMode.POSITIVE:
+            unreached.append(operation.label)
     assert not failures, "\n\n".join(failures)
+    assert not unreached, f"operations the fuzzer never called: {unreached}"
+
+
+def test_the_run_sent_enough_requests(counting_app):
+    """After both modes (file order): the total, printed for the record and checked against make fuzz's
+    minimum."""
+    print(
+        f"\nfuzz: {counting_app.requests} requests, {EXAMPLES_PER_OPERATION} examples per operation and mode"
+    )
+    assert counting_app.requests >= max(MIN_REQUESTS, 1)
 
 
 @pytest.fixture(autouse=True)

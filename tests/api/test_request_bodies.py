@@ -1,6 +1,9 @@
 """Every write that takes a JSON body: malformed JSON is a 400, a body of the wrong shape or with a
 wrong field is a 422 naming the field, both in the one error shape, and neither changes anything."""
 
+import json
+import logging
+
 import pytest
 import sqlalchemy as sa
 
@@ -36,6 +39,13 @@ WRITES = [
     ("admin", "post", "/users", {"username": "new_user", "password": "long enough", "role": "root"}, "role"),
     ("admin", "patch", "/users/{user}", {"email": "not an email"}, "email"),
     ("operator", "post", "/users/me/tokens", {"name": "ci", "expires_in_days": -1}, "expires_in_days"),
+    (
+        "operator",
+        "post",
+        "/users/me/password",
+        {"current_password": "x", "new_password": "long enough", "revoke_api_tokens": "maybe"},
+        "revoke_api_tokens",
+    ),
     (
         "operator",
         "post",
@@ -87,6 +97,23 @@ def test_malformed_json_is_400(request, targets, who, method, path, wrong, field
 
 
 @pytest.mark.parametrize(("who", "method", "path", "wrong", "field"), WRITES, ids=IDS)
+def test_deeply_nested_json_is_400_logged_as_a_client_error(
+    request, targets, who, method, path, wrong, field, caplog
+):
+    """Nesting deeper than the parser's recursion limit is malformed input, not a server error."""
+    before = rows()
+    for depth in (1_000, 100_000):
+        text = f'{{"{field}": ' + "[" * depth + "]" * depth + "}"
+        with caplog.at_level(logging.INFO):
+            response = send(
+                request, who, method, path, targets, data=text, headers={"Content-Type": "application/json"}
+            )
+        assert_error_shape(response, 400)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text
+    assert rows() == before
+
+
+@pytest.mark.parametrize(("who", "method", "path", "wrong", "field"), WRITES, ids=IDS)
 def test_wrong_bodies_are_422_with_field_errors(request, targets, who, method, path, wrong, field):
     before = rows()
     body = assert_error_shape(send(request, who, method, path, targets, json=wrong), 422)
@@ -107,3 +134,49 @@ def test_a_method_the_path_does_not_have_is_405_naming_the_allowed_ones(operator
     assert_error_shape(response, 405)
     assert {"GET", "POST"} <= {m.strip() for m in response.headers["Allow"].split(",")}
     assert response.content_type == "application/json"
+
+
+def test_the_apps_own_json_parser_also_answers_deep_nesting_with_400(app):
+    from flask import request
+    from werkzeug.exceptions import BadRequest
+
+    deep = "[" * 100_000 + "]" * 100_000
+    with (
+        app.test_request_context(method="POST", data=deep, content_type="application/json"),
+        pytest.raises(BadRequest),
+    ):
+        request.get_json()
+
+
+@pytest.mark.parametrize(("who", "method", "path", "wrong", "field"), WRITES, ids=IDS)
+def test_json_bodies_beyond_the_request_limit_are_413_before_they_are_read(
+    request, app, targets, who, method, path, wrong, field
+):
+    """The large limit is the report upload's alone: a login or a site of a few megabytes is refused."""
+    before = rows()
+    text = json.dumps({field: "x" * app.config["MAX_REQUEST_BYTES"]})
+    response = send(
+        request, who, method, path, targets, data=text, headers={"Content-Type": "application/json"}
+    )
+    assert_error_shape(response, 413)
+    assert rows() == before
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("paused", 0),
+        ("tamper_enabled", 1.0),
+        ("keyword_absent", "yes"),
+        ("check_interval_s", 60.0),
+        ("timeout_s", "10"),
+        ("tamper_threshold", "0.5"),
+        ("tamper_threshold", True),
+    ],
+)
+def test_json_values_must_have_the_documented_type(operator, field, value):
+    """What the document calls a boolean, an integer or a number is that JSON type, not a lookalike."""
+    response = operator.post("/sites", json={"name": "x", "url": "https://x.example.test/", field: value})
+    body = assert_error_shape(response, 422)
+    assert field in body["errors"]
+    assert operator.get("/sites").get_json()["total"] == 0

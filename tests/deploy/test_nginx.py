@@ -79,13 +79,25 @@ def test_render_refuses_bad_input(tmp_path):
         assert result.returncode != 0 and "render.sh:" in result.stderr, bad
 
 
-def test_upload_limit_follows_the_application(tmp_path):
+def _upload_location(text: str) -> str:
+    return text.split(f"location = {API_PREFIX}/bugs/imports {{", 1)[1].split("}", 1)[0]
+
+
+def test_body_limits_follow_the_application(tmp_path):
+    """Small everywhere, as the app's MAX_REQUEST_BYTES; the report upload alone takes MAX_UPLOAD_BYTES."""
     from services.config import Config
 
+    config = Config()
     default = rendered_text(render_nginx(tmp_path / "default"))
-    assert f"client_max_body_size {Config().MAX_CONTENT_LENGTH};" in default
-    small = rendered_text(render_nginx(tmp_path / "small", MAX_REPORT_BYTES="1048576"))
-    assert "client_max_body_size 2097152;" in small
+    outside = default.replace(_upload_location(default), "")
+    assert re.findall(r"client_max_body_size (\d+);", outside) == [str(config.MAX_REQUEST_BYTES)]
+    assert f"client_max_body_size {config.MAX_UPLOAD_BYTES};" in _upload_location(default)
+    small = rendered_text(
+        render_nginx(tmp_path / "small", MAX_REPORT_BYTES="1048576", MAX_REQUEST_BYTES="4096")
+    )
+    assert "client_max_body_size 2097152;" in _upload_location(small)
+    assert "client_max_body_size 4096;" in small
+    assert nginx_test(render_nginx(tmp_path / "checked")).returncode == 0
 
 
 def test_timeouts_are_aligned_with_gunicorn(plain):
@@ -161,14 +173,20 @@ def test_security_headers_server_tokens_gzip_static_and_deny_list(plain):
     assert "limit_req zone=cloudeye_login" in text.split(f"location = {API_PREFIX}/users/login", 1)[1]
 
 
-def test_every_location_that_sets_headers_includes_the_security_headers(plain):
-    """add_header in a location drops the inherited ones: each such location must include them all."""
+def test_nginx_adds_security_headers_to_its_own_answers_and_passes_the_apps_on(plain):
+    """add_header in a location drops the inherited ones: each location that answers itself includes
+    them all; a proxied one adds only HSTS (on TLS) and lets the app's own headers through."""
     text = (plain.parent / "cloudeye-locations.conf").read_text()
     blocks = re.findall(r"location [^{]+\{(.*?)\n\}", text, re.S)
     assert len(blocks) >= 10
     for block in blocks:
-        if "add_header" in block:
+        if "cloudeye-proxy.conf" in block:
+            assert "add_header" not in block and "cloudeye-hsts.conf" in block, block
+        elif "add_header" in block:
             assert "cloudeye-headers.conf" in block, block
+    proxy = (plain.parent / "cloudeye-proxy.conf").read_text()
+    for header in ("X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy", "Content-Security-Policy"):
+        assert f"proxy_hide_header {header}" not in proxy
 
 
 @pytest.mark.parametrize("status", ERROR_STATUSES)

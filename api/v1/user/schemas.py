@@ -1,8 +1,13 @@
 from marshmallow import Schema, fields, validate
 
-from api.common import PageArgs, Str
+from api.common import JSONBoolean, PageArgs, Str
 from services.models import ROLES
-from services.schemas import TokenCreateSchema, UserCreateSchema, UserUpdateSchema  # noqa: F401 - used by the views
+from services.schemas import (  # noqa: F401 - used by the views
+    PASSWORD,
+    TokenCreateSchema,
+    UserCreateSchema,
+    UserUpdateSchema,
+)
 
 
 class UserSchema(Schema):
@@ -12,6 +17,38 @@ class UserSchema(Schema):
     role = fields.String(required=True)
     is_active = fields.Boolean()
     created_at = fields.DateTime(dump_only=True)
+
+
+class TokensRevokedSchema(Schema):
+    login = fields.Integer(required=True, metadata={"description": "login sessions ended"})
+    api = fields.Integer(required=True, metadata={"description": "API tokens revoked"})
+
+
+class UserUpdatedSchema(UserSchema):
+    tokens_revoked = fields.Nested(
+        TokensRevokedSchema,
+        allow_none=True,
+        metadata={
+            "description": "after a new password or a deactivation: the user's tokens that were revoked"
+        },
+    )
+
+
+class PasswordChangeSchema(Schema):
+    current_password = Str(
+        required=True, load_only=True, metadata={"minLength": 1, "maxLength": PASSWORD["maxLength"]}
+    )
+    new_password = Str(required=True, load_only=True, metadata=PASSWORD)
+    revoke_api_tokens = JSONBoolean(
+        load_default=True,
+        metadata={
+            "description": "revoke the caller's API tokens too (every other login session always ends)"
+        },
+    )
+
+
+class PasswordChangedSchema(Schema):
+    tokens_revoked = fields.Nested(TokensRevokedSchema, required=True)
 
 
 class UserQueryArgs(PageArgs):
