@@ -15,7 +15,7 @@ from services.extensions import db
 from services.models import ApiToken, Finding, Site, StatusPage, TamperEvent, User
 from tests.api.helpers import statements
 from tests.console.conftest import csrf_of
-from tests.factories import PASSWORD, create_site, create_user, share
+from tests.factories import PASSWORD, api, create_site, create_user, share
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 VALID_SITE = {
@@ -138,6 +138,41 @@ def test_the_login_rate_limit_is_the_apis(app, ctx):
         assert "Too many login attempts" in text(right)
     finally:
         app.config["LOGIN_RATE_LIMIT"] = saved
+
+
+def test_console_and_api_logins_share_the_limits(app, ctx):
+    """One budget whichever door is used: failed logins per client (the console's and the API's count
+    together, the client named by the trusted proxy's X-Real-IP), and attempts per account, whatever
+    spelling of the name is tried."""
+    saved = app.config["LOGIN_FAILURE_LIMIT"], app.config["LOGIN_RATE_LIMIT"]
+    app.config["LOGIN_FAILURE_LIMIT"], app.config["LOGIN_RATE_LIMIT"] = 4, 3
+    try:
+        user = create_user("operator", username="victim")
+        client = app.test_client()
+        token = csrf_of(client.get("/login"))
+
+        def console_login(username, password, ip):
+            data = {"username": username, "password": password, "csrf_token": token}
+            return client.post("/login", data=data, headers={"X-Real-IP": ip}).status_code
+
+        def api_login(username, password, ip):
+            body = {"username": username, "password": password}
+            return client.post(api("/users/login"), json=body, headers={"X-Real-IP": ip}).status_code
+
+        assert [console_login(f"nobody{n}", "wrong", "10.7.7.7") for n in range(2)] == [401, 401]
+        assert [api_login(f"nobody{n}", "wrong", "10.7.7.7") for n in range(2, 4)] == [401, 401]
+        assert console_login(user.username, PASSWORD, "10.7.7.7") == 429  # four failures from there
+        assert api_login(user.username, PASSWORD, "10.7.7.7") == 429
+        # Another client: its own failures, but the account's attempts are shared across spellings.
+        assert [api_login("victim", "wrong", "10.7.7.8"), console_login("VICTIM ", "wrong", "10.7.7.8")] == [
+            401,
+            401,
+        ]
+        assert console_login("ｖｉｃｔｉｍ", "wrong", "10.7.7.8") == 401
+        assert console_login("victim", PASSWORD, "10.7.7.8") == 429  # the account's 4th attempt
+        assert console_login("victim", PASSWORD, "10.7.7.9") == 302
+    finally:
+        app.config["LOGIN_FAILURE_LIMIT"], app.config["LOGIN_RATE_LIMIT"] = saved
 
 
 def test_a_deactivated_user_is_logged_out(console_as):
