@@ -1,9 +1,13 @@
 """The console's forms. Flask-WTF renders them and carries the CSRF token; the field rules are not here
-but in `services/schemas.py`, which the API uses too, so a form says exactly what the API would say."""
+but in `services/schemas.py`, which the API uses too, so a form says exactly what the API would say
+(`load_form`)."""
+
+import re
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
+from marshmallow import Schema, fields
 from wtforms import (
     BooleanField,
     DecimalField,
@@ -16,6 +20,32 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 
 from services.models import EVENT_STATUSES, FINDING_STATUSES, FORMATS, ROLES
+
+INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+
+
+def load_form(schema: Schema, body: dict) -> dict:
+    """`body` (a form's values) loaded through the API's `schema`. The schema takes JSON's types (an
+    integer field takes 60, not "60"), and a form sends only text: a value that reads as the number its
+    field wants becomes that number first; anything else stays as typed, for the schema to refuse with
+    the message the API would give. Booleans come from checkboxes, already as booleans."""
+    return schema.load({name: _typed(schema.fields.get(name), value) for name, value in body.items()})
+
+
+def _typed(field, value):
+    if isinstance(field, fields.List) and isinstance(value, list):
+        return [_typed(field.inner, item) for item in value]
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if isinstance(field, fields.Integer) and INTEGER_TEXT.fullmatch(text):
+        return int(text)
+    if isinstance(field, fields.Float):
+        try:
+            return float(text)
+        except ValueError:
+            return value
+    return value
 
 
 class LoginForm(FlaskForm):

@@ -7,7 +7,7 @@ from marshmallow import ValidationError
 
 from console.auth import current_user, login_required, safe_next
 from console.diff import parse_unified
-from console.forms import EventForm, FindingForm, ImportForm, SiteForm, apply_errors
+from console.forms import EventForm, FindingForm, ImportForm, SiteForm, apply_errors, load_form
 from console.views import bp
 from services import dashboard, findings, imports, sites, tamper, usability
 from services.errors import Conflict, DomainError, Invalid
@@ -84,7 +84,7 @@ def site_chart(site_id):
 
 def _load_site_body(form: SiteForm) -> dict | None:
     try:
-        return SiteWriteSchema().load(form.body(request.form))
+        return load_form(SiteWriteSchema(), form.body(request.form))
     except ValidationError as exc:
         apply_errors(form, exc.messages)
         return None

@@ -5,7 +5,7 @@ from flask_babel import gettext as _
 from marshmallow import ValidationError
 
 from console.auth import current_user, login_required
-from console.forms import TokenForm, UserCreateForm, UserEditForm, apply_errors
+from console.forms import TokenForm, UserCreateForm, UserEditForm, apply_errors, load_form
 from console.views import bp
 from services import users
 from services.errors import Conflict, Invalid
@@ -40,7 +40,7 @@ def user_new():
         "role": request.form.get("role", ""),
     }
     try:
-        created = users.create_user(**UserCreateSchema().load(body))
+        created = users.create_user(**load_form(UserCreateSchema(), body))
     except ValidationError as exc:
         apply_errors(form, exc.messages)
     except (Conflict, Invalid) as exc:
@@ -70,7 +70,7 @@ def user_edit(user_id):
     if request.form.get("password"):
         body["password"] = request.form["password"]
     try:
-        users.update_user(actor, target, UserUpdateSchema().load(body))
+        users.update_user(actor, target, load_form(UserUpdateSchema(), body))
     except ValidationError as exc:
         apply_errors(form, exc.messages)
     except (Conflict, Invalid) as exc:
@@ -107,7 +107,7 @@ def tokens():
             "expires_in_days": request.form.get("expires_in_days", "").strip() or None,
         }
         try:
-            data = TokenCreateSchema().load(body)
+            data = load_form(TokenCreateSchema(), body)
         except ValidationError as exc:
             apply_errors(form, exc.messages)
             status = 422
