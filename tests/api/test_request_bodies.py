@@ -9,10 +9,20 @@ import sqlalchemy as sa
 
 from services.config import API_PREFIX
 from services.extensions import db
-from services.models import ApiToken, Finding, Site, SiteMember, TamperEvent, User
+from services.models import (
+    ApiToken,
+    Channel,
+    Finding,
+    MaintenanceWindow,
+    Site,
+    SiteMember,
+    StatusPage,
+    TamperEvent,
+    User,
+)
 from tests.factories import create_site, create_user
 
-TABLES = (User, ApiToken, Site, SiteMember, TamperEvent, Finding)
+TABLES = (User, ApiToken, Site, SiteMember, TamperEvent, Finding, Channel, MaintenanceWindow, StatusPage)
 
 
 @pytest.fixture
@@ -30,7 +40,24 @@ def targets(admin, operator):
     )
     db.session.add_all([event, finding])
     db.session.commit()
-    return {"site": site.id, "event": event.id, "finding": finding.id, "user": create_user("viewer").id}
+
+    def created(path, body):
+        response = operator.post(path, json=body)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()["id"]
+
+    return {
+        "site": site.id,
+        "event": event.id,
+        "finding": finding.id,
+        "user": create_user("viewer").id,
+        "channel": created("/channels", {"name": "ops", "url": "https://hooks.example.test/x"}),
+        "window": created("/maintenance", {**WINDOW, "site_ids": [site.id]}),
+        "page": created("/status-pages", {"slug": "shop", "title": "Shop", "site_ids": [site.id]}),
+    }
+
+
+WINDOW = {"title": "upgrade", "starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-01-01T01:00:00Z"}
 
 
 # (caller, method, path, a body with one wrong field, that field)
@@ -57,6 +84,18 @@ WRITES = [
     ("operator", "put", "/sites/{site}/members/{user}", {"permission": "admin"}, "permission"),
     ("operator", "patch", "/tamper/events/{event}", {"status": "deleted"}, "status"),
     ("operator", "patch", "/bugs/{finding}", {"status": "closed"}, "status"),
+    (
+        "operator",
+        "post",
+        "/channels",
+        {"name": "x", "url": "https://h.example.test/", "enabled": 1},
+        "enabled",
+    ),
+    ("operator", "patch", "/channels/{channel}", {"remind_every_min": "60"}, "remind_every_min"),
+    ("operator", "post", "/maintenance", {**WINDOW, "site_ids": ["1"]}, "site_ids"),
+    ("operator", "patch", "/maintenance/{window}", {"duration_min": 30.0}, "duration_min"),
+    ("operator", "post", "/status-pages", {"slug": "s", "title": "t", "site_ids": [1.0]}, "site_ids"),
+    ("operator", "patch", "/status-pages/{page}", {"site_ids": [True]}, "site_ids"),
 ]
 IDS = [f"{method} {path}" for _, method, path, _, _ in WRITES]
 

@@ -2,10 +2,9 @@ import json
 
 from flask import current_app, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import public
-from api.common import PageArgs, current_user, page_of, paginate
+from api.common import Blueprint, PageArgs, current_user, page_of, paginate
 from api.v1.status_page.schemas import (
     PublicStatusSchema,
     StatusPageSchema,
