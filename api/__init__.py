@@ -85,8 +85,9 @@ def create_app(config: Config | None = None, role: str | None = None):
         "info": {"description": "cloudeye: usability, tamper and bug monitoring of websites."},
     }
 
-    from api import docs, errors, headers, health, request_id, uploads
+    from api import docs, errors, headers, health, request_id
     from api.v1 import register_v1
+    from services import uploads
 
     request_id.init_app(app)
     headers.init_app(app)

@@ -93,7 +93,7 @@ class Config:
         # Peers whose X-Real-IP / X-Forwarded-For name the client (nginx); anybody else is the client.
         self.TRUSTED_PROXIES = _env_networks("TRUSTED_PROXIES", "127.0.0.0/8 ::1")
         # Request bodies: every route takes at most MAX_REQUEST_BYTES; report uploads (multipart) take a
-        # report of MAX_REPORT_BYTES plus 1 MiB of form around it (api/uploads.py; nginx follows both).
+        # report of MAX_REPORT_BYTES plus 1 MiB of form around it (services/uploads.py; nginx follows both).
         self.MAX_REQUEST_BYTES = _env_int("MAX_REQUEST_BYTES", 1024 * 1024)
         self.MAX_REPORT_BYTES = _env_int("MAX_REPORT_BYTES", 200 * 1024 * 1024)
         self.MAX_UPLOAD_BYTES = self.MAX_REPORT_BYTES + 1024 * 1024

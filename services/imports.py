@@ -89,7 +89,7 @@ def import_report(
     Raises Invalid (422) when the report is malformed or not of the format given, ReportTooLarge (413)
     beyond MAX_REPORT_BYTES; in both cases after rolling back, so nothing has changed. `offload(fn)` runs
     the reading and parsing of the report (batch by batch) somewhere else than the caller, e.g. off the
-    API's event loop (api/uploads.py); the database work stays with the caller.
+    API's event loop (services/uploads.py); the database work stays with the caller.
     """
     run = offload or (lambda function, *args: function(*args))
     started = time.monotonic()

@@ -16,6 +16,7 @@ from services.findings import DEFAULT_SORT, SORTS
 from services.models import FINDING_STATUSES, FORMATS, SEVERITIES, SITE_STATES
 from services.paging import paginate
 from services.schemas import SiteWriteSchema
+from services.uploads import accepts_upload, offload
 
 PER_PAGE = 25
 FINDINGS_PER_PAGE = 50
@@ -273,6 +274,7 @@ def finding_update(finding_id):
 
 
 @bp.post("/sites/<id:site_id>/imports")
+@accepts_upload("MAX_UPLOAD_BYTES")  # every other page takes MAX_REQUEST_BYTES
 @login_required
 def site_import(site_id):
     user = current_user()
@@ -292,6 +294,7 @@ def site_import(site_id):
                 format=report_format,
                 close_missing="close_missing" in request.form,
                 filename=upload.filename,
+                offload=offload,  # the report is parsed off gevent's event loop, as the API's import
             )
         except DomainError as exc:
             if exc.status not in (413, 422):

@@ -498,6 +498,31 @@ def test_report_upload(console_as, seeded):
     assert "6 new" in text(owner.get(done.headers["Location"]))
 
 
+def test_the_report_form_takes_the_upload_size_and_other_forms_the_small_one(app, console_as, seeded):
+    """As in the API: the report upload alone takes MAX_UPLOAD_BYTES; every other form MAX_REQUEST_BYTES
+    (a 413 page before the form is read)."""
+    owner = console_as(seeded["owner"])
+    site = seeded["site"]
+    line = (SAMPLES / "nuclei.jsonl").read_bytes().splitlines()[0] + b"\n"
+    report = line * (app.config["MAX_REQUEST_BYTES"] // len(line) + 1)
+    assert app.config["MAX_REQUEST_BYTES"] < len(report) < app.config["MAX_UPLOAD_BYTES"]
+    done = owner.post(f"/sites/{site.id}/imports", data={"file": (io.BytesIO(report), "big.jsonl")})
+    assert done.status_code == 302, errors_in(done)
+    big_note = owner.post(
+        f"/findings/{seeded['finding'].id}", data={"status": "open", "note": "x" * len(report)}
+    )
+    assert big_note.status_code == 413 and "<html" in text(big_note)
+    saved = app.config["MAX_UPLOAD_BYTES"]
+    app.config["MAX_UPLOAD_BYTES"] = len(report) // 2
+    try:
+        too_big = owner.post(f"/sites/{site.id}/imports", data={"file": (io.BytesIO(report), "big.jsonl")})
+    finally:
+        app.config["MAX_UPLOAD_BYTES"] = saved
+    assert too_big.status_code == 413
+    db.session.expire_all()
+    assert db.session.get(Finding, seeded["finding"].id).note is None
+
+
 # --- users, tokens, status pages ---------------------------------------------------------------------------
 
 

@@ -79,23 +79,30 @@ def test_render_refuses_bad_input(tmp_path):
         assert result.returncode != 0 and "render.sh:" in result.stderr, bad
 
 
-def _upload_location(text: str) -> str:
-    return text.split(f"location = {API_PREFIX}/bugs/imports {{", 1)[1].split("}", 1)[0]
+# The report uploads: the API's import, and the console's form (/sites/<id>/imports).
+UPLOAD_LOCATIONS = (f"location = {API_PREFIX}/bugs/imports {{", r"location ~ ^/sites/[0-9]+/imports$ {")
+
+
+def _upload_locations(text: str) -> list[str]:
+    return [text.split(opening, 1)[1].split("}", 1)[0] for opening in UPLOAD_LOCATIONS]
 
 
 def test_body_limits_follow_the_application(tmp_path):
-    """Small everywhere, as the app's MAX_REQUEST_BYTES; the report upload alone takes MAX_UPLOAD_BYTES."""
+    """Small everywhere, as the app's MAX_REQUEST_BYTES; the report uploads alone (the API's and the
+    console's) take MAX_UPLOAD_BYTES."""
     from services.config import Config
 
     config = Config()
     default = rendered_text(render_nginx(tmp_path / "default"))
-    outside = default.replace(_upload_location(default), "")
+    outside = default
+    for location in _upload_locations(default):
+        assert f"client_max_body_size {config.MAX_UPLOAD_BYTES};" in location
+        outside = outside.replace(location, "")
     assert re.findall(r"client_max_body_size (\d+);", outside) == [str(config.MAX_REQUEST_BYTES)]
-    assert f"client_max_body_size {config.MAX_UPLOAD_BYTES};" in _upload_location(default)
     small = rendered_text(
         render_nginx(tmp_path / "small", MAX_REPORT_BYTES="1048576", MAX_REQUEST_BYTES="4096")
     )
-    assert "client_max_body_size 2097152;" in _upload_location(small)
+    assert all("client_max_body_size 2097152;" in location for location in _upload_locations(small))
     assert "client_max_body_size 4096;" in small
     assert nginx_test(render_nginx(tmp_path / "checked")).returncode == 0
 

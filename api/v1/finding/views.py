@@ -1,7 +1,6 @@
 from flask.views import MethodView
 
 from api.common import Blueprint, current_user, page_of, paginate
-from api.uploads import accepts_upload, offload
 from api.v1.finding.schemas import (
     FindingDetailSchema,
     FindingImportFiles,
@@ -13,6 +12,7 @@ from api.v1.finding.schemas import (
     FindingUpdateSchema,
 )
 from services import findings, imports
+from services.uploads import accepts_upload, offload
 
 # Findings live under /bugs (the URL of the contract); in the code and the document they are findings.
 blp = Blueprint(

@@ -1,5 +1,6 @@
 """Request bodies: a small limit for every route, the large one only where a view accepts uploads, and
-the large ones read and parsed off gevent's event loop.
+the large ones read and parsed off gevent's event loop. The API's report import and the console's report
+form both take uploads this way; the app factory installs the hook once (`init_app`).
 
 Every route takes at most MAX_REQUEST_BYTES (the app's MAX_CONTENT_LENGTH), so a login or a site can never
 make a worker read, hold or parse hundreds of megabytes. A view marked `@accepts_upload("MAX_UPLOAD_BYTES")`
