@@ -637,9 +637,19 @@ def test_public_status_page_and_badge(client, seeded):
     assert page.status_code == 200 and "Owned" in text(page)
     assert site.url not in text(page) and "XSS" not in text(page) and "Set-Cookie" not in page.headers
     assert page.headers["Cache-Control"] == "public, max-age=30"
+    assert page.headers["Cross-Origin-Resource-Policy"] == "same-origin"
+    assert "form-action 'self'" in page.headers["Content-Security-Policy"]  # the console's, not the API's
     badge = client.get(f"/badge/owned/{site.id}.svg")
     assert badge.status_code == 200 and badge.mimetype == "image/svg+xml"
+    # Embedded by other sites, cached like the page; the app's other headers still apply.
     assert badge.headers["Cross-Origin-Resource-Policy"] == "cross-origin"
+    assert badge.headers["Cache-Control"] == "public, max-age=30"
+    assert badge.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert badge.headers["X-Content-Type-Options"] == "nosniff"
+    twin = client.get("/api/cloudeye/v1/public/status/owned")
+    assert twin.status_code == 200 and twin.headers["Cache-Control"] == "public, max-age=30"
+    # What is not there is not cached (a page published a moment later shows at once).
+    assert client.get("/status/missing").headers["Cache-Control"] == "no-store"
     assert "uptime" in text(badge) and "no data" in text(badge)
     assert client.get("/status/missing").status_code == 404
     assert client.get(f"/badge/owned/{site.id + 1000}.svg").status_code == 404
@@ -714,6 +724,8 @@ def test_every_page_has_the_strict_csp_and_nothing_inline(console_as, seeded, cl
         csp = response.headers["Content-Security-Policy"]
         assert "default-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp, path
         assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
         if path != "/status/owned":
             assert response.headers["Cache-Control"] == "no-store", path
         finder = InlineFinder()

@@ -22,6 +22,8 @@ def test_the_console_is_served_through_nginx(stack):
     policy = login.headers["Content-Security-Policy"]
     assert "default-src 'self'" in policy and "form-action 'self'" in policy and "unsafe-inline" not in policy
     assert login.headers["X-Frame-Options"] == "DENY" and login.headers["Server"] == "nginx"
+    assert login.headers["Cache-Control"] == "no-store"
+    assert list(login.raw.headers.getlist("Content-Security-Policy")) == [policy]  # one, the console's
 
     # Assets come from nginx's disk (no request id: the app never saw them), cached for a year.
     for asset in re.findall(r'(?:href|src)="(/assets/[^"]+\?v=[0-9a-f]{12})"', login.text):
@@ -66,9 +68,13 @@ def test_a_public_status_page_and_its_badge_need_no_login(stack):
     page = requests.get(f"{stack.url}/status/stack", timeout=10)
     assert page.status_code == 200 and "Stack shop" in page.text and "stack-secret" not in page.text
     assert page.headers["Cross-Origin-Resource-Policy"] == "same-origin"
+    assert page.headers["Cache-Control"] == "public, max-age=30"
     twin = requests.get(stack.api("/public/status/stack"), timeout=10)
     assert twin.status_code == 200 and twin.json()["sites"][0]["state"] == "paused"
+    assert twin.headers["Cache-Control"] == "public, max-age=30"
     badge = requests.get(f"{stack.url}/badge/stack/{site['id']}.svg", timeout=10)
     assert badge.status_code == 200 and badge.headers["Content-Type"].startswith("image/svg+xml")
-    assert badge.headers["Cross-Origin-Resource-Policy"] == "cross-origin"
+    # The app's cross-origin policy on badges passes nginx (one header, not nginx's same-origin beside it).
+    assert list(badge.raw.headers.getlist("Cross-Origin-Resource-Policy")) == ["cross-origin"]
+    assert badge.headers["Cache-Control"] == "public, max-age=30"
     assert requests.get(f"{stack.url}/status/nope", timeout=10).status_code == 404

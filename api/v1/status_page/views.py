@@ -75,6 +75,8 @@ def public_status(slug):
         response.set_data(compressed)
         response.headers["Content-Encoding"] = "gzip"
     response.vary.add("Accept-Encoding")
+    # Public data, as the page at /status/<slug>: browsers and proxies may keep it as long as the cache here.
+    response.headers["Cache-Control"] = f"public, max-age={status_pages.PUBLIC_TTL_S}"
     return response
 
 
