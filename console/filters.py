@@ -11,7 +11,7 @@ from flask_babel import lazy_gettext as _l
 
 from console import HERE, LANGUAGES
 from services.models import SEVERITIES
-from services.sites import WRITE_ROLES
+from services.sites import WRITE_ROLES, masked_url
 
 _fingerprints: dict[str, str] = {}
 
@@ -141,4 +141,5 @@ def init_app(app: Flask) -> None:
         days_until=days_until,
         uptime_class=uptime_class,
         sparkline=sparkline,
+        masked_url=masked_url,  # a site's URL, never its password: `***` in its place
     )

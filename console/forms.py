@@ -20,6 +20,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 
 from services.models import EVENT_STATUSES, FINDING_STATUSES, FORMATS, ROLES
+from services.sites import masked_url
 
 INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
 
@@ -93,8 +94,16 @@ class SiteForm(FlaskForm):
         for field in self:
             if field.name == "csrf_token":
                 continue
-            value = getattr(site, field.name)
-            field.data = "\n".join(value) if field.name in self.LIST_FIELDS else value
+            field.data = self.current(site, field.name)
+
+    @classmethod
+    def current(cls, site, name: str):
+        """The value the form shows for the site's setting `name`: lists one item a line, and the URL with
+        `***` for its password (never sent to the browser; saved back as it is, it keeps the password)."""
+        if name == "url":
+            return masked_url(site)
+        value = getattr(site, name)
+        return "\n".join(value) if name in cls.LIST_FIELDS else value
 
 
 class UserCreateForm(FlaskForm):

@@ -102,7 +102,15 @@ class SiteWriteSchema(Schema):
     """The fields a client sets (every one optional on PATCH)."""
 
     name = Str(required=True, metadata=_documented("name"))
-    url = Str(required=True, metadata={**_documented("url"), "format": "uri"})
+    url = Str(
+        required=True,
+        metadata={
+            **_documented("url"),
+            "format": "uri",
+            "description": "a password in it is kept apart and masked for readers; *** as the password keeps "
+            "the stored one",
+        },
+    )
     check_interval_s = JSONInteger(metadata=_documented("check_interval_s"))
     timeout_s = JSONInteger(metadata={**_documented("timeout_s"), "description": "at most check_interval_s"})
     accepted_status = Str(

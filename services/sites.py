@@ -13,7 +13,7 @@ import logging
 import re
 import socket
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import sqlalchemy as sa
 from flask import current_app
@@ -102,14 +102,27 @@ def join_credentials(url: str, password: str | None) -> str:
 MASK = "***"
 
 
+def without_userinfo(url: str) -> str:
+    """`url` without the user and password of its authority: what messages, findings and errors say of a
+    site (the host as written, IPv6 brackets and all)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def masked_url(site: Site) -> str:
+    """The site's URL with `***` in place of its password (what readers see, and what the console shows
+    everyone)."""
+    return site.url if site.url_password is None else join_credentials(site.url, MASK)
+
+
 def url_seen_by(user: User, site: Site) -> str:
     """The site's URL as `user` may see it: whole for those who may change the site, the password masked
     for everyone else."""
-    if site.url_password is None:
-        return site.url
-    if can_write(user, site):
+    if site.url_password is not None and can_write(user, site):
         return join_credentials(site.url, site.url_password)
-    return join_credentials(site.url, MASK)
+    return masked_url(site)
 
 
 def default_settings() -> dict:
@@ -353,6 +366,9 @@ def update_site(user: User, site_id: int, changes: dict) -> Site:
     changes = dict(changes)
     if "url" in changes:
         changes["url"], changes["url_password"] = split_credentials(changes["url"])
+        if changes["url_password"] == MASK and site.url_password is not None:
+            # The URL as it was shown masked (the console's form, a reader's copy): the password stays.
+            changes["url_password"] = site.url_password
     new_target = "url" in changes and (changes["url"], changes["url_password"]) != (
         site.url,
         site.url_password,

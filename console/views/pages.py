@@ -124,8 +124,9 @@ def site_edit(site_id):
     data = _load_site_body(form)
     if data is not None:
         # Only what changed: an untouched interval must not move the next check, nor an untouched URL
-        # take a new tamper baseline.
-        changes = {name: value for name, value in data.items() if getattr(site_, name) != value}
+        # take a new tamper baseline (the URL as the form showed it, its password masked).
+        shown = {name: sites.masked_url(site_) if name == "url" else getattr(site_, name) for name in data}
+        changes = {name: value for name, value in data.items() if shown[name] != value}
         try:
             sites.update_site(user, site_id, changes)
         except Invalid as exc:

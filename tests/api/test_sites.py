@@ -291,6 +291,15 @@ def test_a_password_in_the_url_is_shown_only_to_those_who_may_change_the_site(cl
     assert "s3cr3t" not in caplog.text
 
 
+def test_the_masked_password_sent_back_keeps_the_stored_one(operator):
+    """A URL as readers and the console see it (`***` for the password) changes the rest, not the password."""
+    site = answer(operator.post("/sites", json={"name": "Shop", "url": SECRET_URL}), 201)
+    moved = MASKED_URL.replace("/admin", "/login")
+    changed = answer(operator.patch(f"/sites/{site['id']}", json={"url": moved}))
+    assert changed["url"] == SECRET_URL.replace("/admin", "/login")
+    assert stored(site["id"]).url_password == "s3cr3t-pw"
+
+
 def test_a_new_url_without_a_password_drops_the_old_one(operator):
     site = answer(operator.post("/sites", json={"name": "Shop", "url": SECRET_URL}), 201)
     changed = answer(operator.patch(f"/sites/{site['id']}", json={"url": "https://shop.example.test/"}))

@@ -402,6 +402,45 @@ def test_editing_changes_only_what_changed(operator_console):
     assert bad.status_code == 422 and "http/https only" in errors_in(bad)
 
 
+SECRET_URL = "https://watch:s3cr3t-pw@shop.example.test/admin"
+MASKED_URL = "https://watch:***@shop.example.test/admin"
+
+
+def test_the_console_never_shows_a_sites_password(console_as, operator_console):
+    """Pages and the edit form show `***` in its place, to readers and writers alike; the form saved as
+    shown keeps it, even with another path; a URL with a new password replaces it, one without drops it."""
+    owner = operator_console.user
+    site = create_site(owner, name="Private", url=SECRET_URL)
+    reader = console_as(create_user("operator"))
+    share(site, reader.user, "read")
+    for console in (operator_console, reader):
+        for path in ("/", f"/sites/{site.id}"):
+            page = text(console.get(path))
+            assert MASKED_URL in page and "s3cr3t" not in page, path
+    form = text(operator_console.get(f"/sites/{site.id}/edit"))
+    assert f'value="{MASKED_URL}"' in form and "s3cr3t" not in form
+    assert reader.get(f"/sites/{site.id}/edit").status_code == 403
+
+    def save(url):
+        response = operator_console.post(
+            f"/sites/{site.id}/edit", data={**VALID_SITE, "name": "Private", "url": url}
+        )
+        assert response.status_code == 302, errors_in(response)
+        db.session.expire_all()
+        return db.session.get(Site, site.id)
+
+    due = db.session.get(Site, site.id).next_check_at
+    unchanged = save(MASKED_URL)
+    assert (unchanged.url, unchanged.url_password) == ("https://watch@shop.example.test/admin", "s3cr3t-pw")
+    assert unchanged.next_check_at == due and unchanged.baseline_requested_at is None  # the same target
+    moved = save("https://watch:***@shop.example.test/login")
+    assert (moved.url, moved.url_password) == ("https://watch@shop.example.test/login", "s3cr3t-pw")
+    renewed = save("https://watch:n3w-pw@shop.example.test/login")
+    assert renewed.url_password == "n3w-pw"
+    dropped = save("https://shop.example.test/login")
+    assert (dropped.url, dropped.url_password) == ("https://shop.example.test/login", None)
+
+
 def test_a_paused_site_cannot_be_checked(operator_console):
     site = create_site(operator_console.user, paused=True)
     response = operator_console.post(f"/sites/{site.id}/check")

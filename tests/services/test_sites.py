@@ -94,3 +94,15 @@ def test_the_api_refuses_private_targets_when_they_are_disabled(ctx, no_private_
 def test_numeric_host_forms_are_refused_whatever_the_setting(ctx, url):
     with pytest.raises(Invalid, match="four decimal numbers"):
         sites.check_target(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://watch:s3cret@shop.example.test/p?q=a@b", "https://shop.example.test/p?q=a@b"),
+        ("http://watch@[::1]:8080/x", "http://[::1]:8080/x"),
+        ("https://Shop.Example.test/", "https://Shop.Example.test/"),
+    ],
+)
+def test_without_userinfo_keeps_the_host_as_written(url, expected):
+    assert sites.without_userinfo(url) == expected
