@@ -184,7 +184,7 @@ translations: venv ## after changing the console's texts: extract them, update t
 	$(VENV)/bin/pybabel extract -F console/babel.cfg -k _l --no-location --sort-output --omit-header \
 		-o console/translations/messages.pot console
 	$(VENV)/bin/pybabel update -i console/translations/messages.pot -d console/translations -D messages \
-		--no-location --no-fuzzy-matching
+		--no-fuzzy-matching --ignore-obsolete -w 110
 	$(VENV)/bin/pybabel compile -d console/translations -D messages --statistics
 
 .PHONY: screenshots

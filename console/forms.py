@@ -119,6 +119,9 @@ class UserEditForm(FlaskForm):
     role = SelectField(_l("Role"), choices=list(ROLES))
     is_active = BooleanField(_l("Active"))
     password = PasswordField(_l("New password (leave empty to keep it)"))
+    revoke_api_tokens = BooleanField(
+        _l("With a new password, revoke their API tokens too (their logins always end)"), default=True
+    )
 
 
 class TokenForm(FlaskForm):

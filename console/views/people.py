@@ -1,6 +1,6 @@
 """Users (admins) and API tokens (everyone's own)."""
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 
@@ -69,15 +69,27 @@ def user_edit(user_id):
     }
     if request.form.get("password"):
         body["password"] = request.form["password"]
+        body["revoke_api_tokens"] = "revoke_api_tokens" in request.form
     try:
-        users.update_user(actor, target, load_form(UserUpdateSchema(), body))
+        # The admin's own console session goes on when they change their own password.
+        saved = users.update_user(actor, target, load_form(UserUpdateSchema(), body), keep=g.token)
     except ValidationError as exc:
         apply_errors(form, exc.messages)
     except (Conflict, Invalid) as exc:
         db.session.rollback()
         apply_errors(form, exc.errors or {"_schema": [exc.message]})
     else:
-        flash(_("User %(name)s saved.", name=target.username), "success")
+        revoked = saved.tokens_revoked
+        if revoked:
+            message = _(
+                "User %(name)s saved: %(login)s login sessions ended, %(api)s API tokens revoked.",
+                name=saved.username,
+                login=revoked["login"],
+                api=revoked["api"],
+            )
+        else:
+            message = _("User %(name)s saved.", name=saved.username)
+        flash(message, "success")
         return redirect(url_for("console.users"))
     return render_template("console/user_form.html", form=form, target=users.get_user(user_id)), 422
 

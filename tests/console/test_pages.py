@@ -13,9 +13,10 @@ import pytest
 from services import status_pages
 from services.extensions import db
 from services.models import ApiToken, Finding, Site, StatusPage, TamperEvent, User
+from services.security import hash_token
 from tests.api.helpers import statements
 from tests.console.conftest import csrf_of
-from tests.factories import PASSWORD, api, create_site, create_user, share
+from tests.factories import PASSWORD, api, create_site, create_user, share, token_for
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 VALID_SITE = {
@@ -609,6 +610,38 @@ def test_user_forms(console_as):
     assert admin.get("/users/999999/edit").status_code == 404
     assert admin.post(f"/users/{carol.id}/delete").status_code == 302
     assert db.session.get(User, carol.id) is None
+
+
+def test_a_new_password_from_the_user_form_says_what_was_revoked(console_as):
+    admin = console_as(create_user("admin"))
+    user = create_user("viewer")
+    form = admin.get(f"/users/{user.id}/edit")
+    # ticked by default, as the API's default is to revoke them
+    assert re.search(r'<input(?=[^>]*\bchecked\b)(?=[^>]*name="revoke_api_tokens")', text(form))
+    base = {"username": user.username, "role": "viewer", "is_active": "y"}
+
+    def save(**fields):
+        response = admin.post(f"/users/{user.id}/edit", data={**base, **fields}, follow_redirects=True)
+        assert response.status_code == 200
+        return text(response)
+
+    token_for(user)
+    kept = token_for(user, kind="api", expires_in=None)
+    page = save(password="a brand new one")  # the box unticked: API tokens stay
+    assert "1 login sessions ended, 0 API tokens revoked" in html.unescape(page)
+    page = save(password="another new one", revoke_api_tokens="y")
+    assert "0 login sessions ended, 1 API tokens revoked" in html.unescape(page)
+    assert db.session.scalar(db.select(ApiToken).where(ApiToken.token_hash == hash_token(kept))).revoked_at
+    assert f"User {user.username} saved." in html.unescape(save())  # no new password: nothing revoked
+    # An admin's own new password leaves the console session that set it.
+    own = {
+        "username": admin.user.username,
+        "role": "admin",
+        "is_active": "y",
+        "password": "admins new phrase",
+    }
+    assert admin.post(f"/users/{admin.user.id}/edit", data=own).status_code == 302
+    assert admin.get("/users").status_code == 200
 
 
 def test_token_form_shows_the_secret_once(operator_console):
