@@ -638,7 +638,7 @@ def test_a_new_password_from_the_user_form_says_what_was_revoked(console_as):
         "username": admin.user.username,
         "role": "admin",
         "is_active": "y",
-        "password": "admins new phrase",
+        "password": "a fresh phrase of mine",
     }
     assert admin.post(f"/users/{admin.user.id}/edit", data=own).status_code == 302
     assert admin.get("/users").status_code == 200
