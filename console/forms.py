@@ -124,6 +124,14 @@ class UserEditForm(FlaskForm):
     )
 
 
+class PasswordForm(FlaskForm):
+    current_password = PasswordField(_l("Current password"))
+    new_password = PasswordField(_l("New password"))
+    revoke_api_tokens = BooleanField(
+        _l("Revoke my API tokens too (my other logins always end)"), default=True
+    )
+
+
 class TokenForm(FlaskForm):
     name = StringField(_l("Name"))
     expires_in_days = StringField(_l("Expires after (days, empty: never)"))

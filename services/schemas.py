@@ -169,6 +169,19 @@ class UserUpdateSchema(Schema):
     is_active = JSONBoolean()
 
 
+class PasswordChangeSchema(Schema):
+    current_password = Str(
+        required=True, load_only=True, metadata={"minLength": 1, "maxLength": PASSWORD["maxLength"]}
+    )
+    new_password = Str(required=True, load_only=True, metadata=PASSWORD)
+    revoke_api_tokens = JSONBoolean(
+        load_default=True,
+        metadata={
+            "description": "revoke the caller's API tokens too (every other login session always ends)"
+        },
+    )
+
+
 class TokenCreateSchema(Schema):
     name = Str(required=True, validate=validate.Length(min=1, max=100))
     expires_in_days = JSONInteger(

@@ -65,9 +65,10 @@ def _common_passwords() -> frozenset[str]:
     return frozenset(FREQUENCY_LISTS["passwords"])
 
 
-def check_password(password: str, username: str | None = None) -> None:
-    """Invalid (with the reason) unless `password` is long enough, not made of a handful of characters,
-    not among the most common passwords and does not contain `username`."""
+def check_password(password: str, username: str | None = None, field: str = "password") -> None:
+    """Invalid (with the reason, under `field`: the name the caller sent it as) unless `password` is long
+    enough, not made of a handful of characters, not among the most common passwords and does not contain
+    `username`."""
     shortest, longest = PASSWORD_LENGTH
     if not isinstance(password, str) or not (shortest <= len(password) <= longest):
         reason = f"must be {shortest} to {longest} characters long"
@@ -79,7 +80,7 @@ def check_password(password: str, username: str | None = None) -> None:
         reason = "must not contain the username"
     else:
         return
-    raise Invalid(f"the password {reason}", errors={"password": [reason]})
+    raise Invalid(f"the password {reason}", errors={field: [reason]})
 
 
 def _now() -> datetime:
@@ -196,7 +197,7 @@ def change_own_password(
     if not verify_password(user.password_hash, current_password):
         _count_failure(client)
         raise Invalid("the current password is wrong", errors={"current_password": ["wrong password"]})
-    check_password(new_password, user.username)
+    check_password(new_password, user.username, field="new_password")
     user.password_hash = hash_password(new_password)
     revoked = _revoke_tokens(user, api=revoke_api_tokens, keep=token)
     db.session.commit()

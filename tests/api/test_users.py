@@ -284,6 +284,14 @@ def test_users_change_their_own_password_with_the_current_one(client, viewer):
     assert login(client, viewer.user.username, "a fresh passphrase").status_code == 200
 
 
+def test_a_weak_new_password_is_refused_under_its_own_name(viewer):
+    response = viewer.post(
+        "/users/me/password", json={"current_password": PASSWORD, "new_password": "password1"}
+    )
+    assert response.status_code == 422
+    assert "most common" in response.get_json()["errors"]["new_password"][0]
+
+
 def test_wrong_current_passwords_count_as_failed_logins(app, client, viewer):
     with config(app, LOGIN_FAILURE_LIMIT=3):
         for _ in range(3):

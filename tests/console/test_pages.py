@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services import status_pages
+from services import status_pages, users
 from services.extensions import db
 from services.models import ApiToken, Finding, Site, StatusPage, TamperEvent, User
 from services.security import hash_token
@@ -642,6 +642,49 @@ def test_a_new_password_from_the_user_form_says_what_was_revoked(console_as):
     }
     assert admin.post(f"/users/{admin.user.id}/edit", data=own).status_code == 302
     assert admin.get("/users").status_code == 200
+
+
+def test_users_change_their_own_password(app, console_as):
+    """As POST /users/me/password: the current password is required (wrong ones count as failed logins),
+    the new one follows the rules, every other session ends, API tokens too unless unticked, and the
+    console session that changed it goes on."""
+    user = create_user("viewer")
+    console = console_as(user)
+    other_session = token_for(user)
+    api_token = token_for(user, kind="api", expires_in=None)
+    assert 'data-test="password"' in text(console.get("/"))
+    form = console.get("/password")
+    assert form.status_code == 200 and re.search(
+        r'<input(?=[^>]*\bchecked\b)(?=[^>]*name="revoke_api_tokens")', text(form)
+    )
+    wrong = console.post(
+        "/password", data={"current_password": "guess", "new_password": "a fresh passphrase"}
+    )
+    assert wrong.status_code == 422 and "wrong password" in errors_in(wrong)
+    weak = console.post("/password", data={"current_password": PASSWORD, "new_password": "password1"})
+    assert weak.status_code == 422 and any("most common" in m for m in errors_in(weak))
+    done = console.post(
+        "/password",
+        data={"current_password": PASSWORD, "new_password": "a fresh passphrase", "revoke_api_tokens": "y"},
+        follow_redirects=True,
+    )
+    assert "1 other login sessions ended, 1 API tokens revoked" in html.unescape(text(done))
+    assert console.get("/").status_code == 200  # this session goes on
+    db.session.expire_all()
+    revoked = {t.token_hash: t.revoked_at for t in db.session.scalars(db.select(ApiToken))}
+    assert revoked[hash_token(other_session)] and revoked[hash_token(api_token)]
+    assert users.login(user.username, "a fresh passphrase")[0].id == user.id
+    saved = app.config["LOGIN_FAILURE_LIMIT"]
+    app.config["LOGIN_FAILURE_LIMIT"] = 2
+    try:
+        for _ in range(2):
+            console.post("/password", data={"current_password": "guess", "new_password": "another phrase"})
+        limited = console.post(
+            "/password", data={"current_password": "a fresh passphrase", "new_password": "another phrase"}
+        )
+    finally:
+        app.config["LOGIN_FAILURE_LIMIT"] = saved
+    assert limited.status_code == 429 and limited.headers["Retry-After"]
 
 
 def test_token_form_shows_the_secret_once(operator_console):

@@ -1,9 +1,9 @@
 from marshmallow import Schema, fields, validate
 
-from api.common import JSONBoolean, PageArgs, Str
+from api.common import PageArgs, Str
 from services.models import ROLES
 from services.schemas import (  # noqa: F401 - used by the views
-    PASSWORD,
+    PasswordChangeSchema,
     TokenCreateSchema,
     UserCreateSchema,
     UserUpdateSchema,
@@ -30,19 +30,6 @@ class UserUpdatedSchema(UserSchema):
         allow_none=True,
         metadata={
             "description": "after a new password or a deactivation: the user's tokens that were revoked"
-        },
-    )
-
-
-class PasswordChangeSchema(Schema):
-    current_password = Str(
-        required=True, load_only=True, metadata={"minLength": 1, "maxLength": PASSWORD["maxLength"]}
-    )
-    new_password = Str(required=True, load_only=True, metadata=PASSWORD)
-    revoke_api_tokens = JSONBoolean(
-        load_default=True,
-        metadata={
-            "description": "revoke the caller's API tokens too (every other login session always ends)"
         },
     )
 
