@@ -6,7 +6,9 @@ import logging
 
 import pytest
 import sqlalchemy as sa
+from marshmallow import fields
 
+from api.common import JSONBoolean, JSONNumber
 from services.config import API_PREFIX
 from services.extensions import db
 from services.models import (
@@ -219,3 +221,48 @@ def test_json_values_must_have_the_documented_type(operator, field, value):
     body = assert_error_shape(response, 422)
     assert field in body["errors"]
     assert operator.get("/sites").get_json()["total"] == 0
+
+
+def _json_bodies(app):
+    """(endpoint, method, schema) of every view that reads a JSON body."""
+    for endpoint, view in app.view_functions.items():
+        view_class = getattr(view, "view_class", None)
+        methods = (
+            [getattr(view_class, name, None) for name in ("post", "put", "patch")] if view_class else [view]
+        )
+        for method in filter(None, methods):
+            for parameter in getattr(method, "_apidoc", {}).get("arguments", {}).get("parameters", []):
+                if parameter["in"] == "json":
+                    schema = parameter["schema"]
+                    yield endpoint, method.__name__, schema() if isinstance(schema, type) else schema
+
+
+def _loose_fields(schema, prefix=""):
+    """Fields of `schema` (and of its lists and nested schemas) that would take a lookalike of their type."""
+    for name, field in schema.load_fields.items():
+        while isinstance(field, fields.List):
+            field = field.inner
+        if isinstance(field, fields.Nested):
+            yield from _loose_fields(field.schema, f"{prefix}{name}.")
+        elif (
+            isinstance(field, fields.Boolean)
+            and not isinstance(field, JSONBoolean)
+            or isinstance(field, fields.Integer)
+            and not field.strict
+            or isinstance(field, fields.Float)
+            and not isinstance(field, JSONNumber)
+        ):
+            yield prefix + name
+
+
+def test_every_json_body_takes_booleans_and_numbers_of_their_json_type(app):
+    """The fuzz found bodies taking 0, 1.0 or "yes" for a boolean: every JSON body's boolean, integer and
+    number fields are JSONBoolean, JSONInteger (or JSONId) and JSONNumber, new resources' included."""
+    bodies = list(_json_bodies(app))
+    assert {"v1.channel.Channels", "v1.maintenance.MaintenanceWindows", "v1.status_page.StatusPages"} <= {
+        endpoint for endpoint, _, _ in bodies
+    }
+    loose = [
+        (endpoint, method, name) for endpoint, method, schema in bodies for name in _loose_fields(schema)
+    ]
+    assert loose == []
