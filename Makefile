@@ -70,6 +70,12 @@ test-fast: ## the inner loop: unit and API tests on SQLite with the in-process c
 e2e: venv ## the compose stack end to end on a Docker engine (tests/compose; installs and starts Docker when needed)
 	scripts/with-docker.sh $(VENV)/bin/pytest tests/compose $(PYTEST_ARGS)
 
+.PHONY: fuzz
+fuzz: venv ## schemathesis over the whole OpenAPI document, 5,000+ requests: no 5xx, no schema violation
+	scripts/ensure-services.sh
+	CLOUDEYE_FUZZ_EXAMPLES=$${CLOUDEYE_FUZZ_EXAMPLES:-90} CLOUDEYE_FUZZ_MIN_REQUESTS=$${CLOUDEYE_FUZZ_MIN_REQUESTS:-5000} \
+		$(VENV)/bin/pytest -s tests/api/test_fuzz.py $(PYTEST_ARGS)
+
 .PHONY: lint
 lint: venv ## ruff, and hadolint on the Dockerfiles
 	$(VENV)/bin/ruff check .
@@ -187,7 +193,7 @@ translations: venv ## after changing the console's texts: extract them, update t
 	$(VENV)/bin/pybabel extract -F console/babel.cfg -k _l --no-location --sort-output --omit-header \
 		-o console/translations/messages.pot console
 	$(VENV)/bin/pybabel update -i console/translations/messages.pot -d console/translations -D messages \
-		--no-fuzzy-matching --width 110
+		--no-fuzzy-matching --ignore-obsolete -w 110
 	$(VENV)/bin/pybabel compile -d console/translations -D messages --statistics
 
 .PHONY: screenshots

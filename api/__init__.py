@@ -5,7 +5,7 @@ import os
 from apispec import BasePlugin
 from flask_smorest import Api
 
-from api.common import MAX_ID, IdConverter, SchemaRulesPlugin
+from api.common import MAX_ID, IdConverter, JSONProvider, SchemaRulesPlugin
 from api.errors import ErrorResponsesPlugin, ErrorSchema
 from services.app import create_core_app
 from services.config import API_PREFIX, Config
@@ -75,6 +75,7 @@ def create_app(config: Config | None = None, role: str | None = None):
     # The same WSGI module serves gunicorn and the `flask` CLI (migrate job); CLOUDEYE_ROLE names the
     # process in its log file name.
     app = create_core_app(config, role=role or os.environ.get("CLOUDEYE_ROLE") or "api")
+    app.json = JSONProvider(app)
     app.url_map.converters["id"] = IdConverter
     app.config["API_SPEC_OPTIONS"] = {
         "components": {
@@ -84,10 +85,13 @@ def create_app(config: Config | None = None, role: str | None = None):
         "info": {"description": "cloudeye: usability, tamper and bug monitoring of websites."},
     }
 
-    from api import docs, errors, health, request_id
+    from api import docs, errors, headers, health, request_id
     from api.v1 import register_v1
+    from services import uploads
 
     request_id.init_app(app)
+    headers.init_app(app)
+    uploads.init_app(app)
     api = CloudeyeApi(
         app,
         spec_kwargs={"extra_plugins": [MultipartFormPlugin(), ErrorResponsesPlugin(), SchemaRulesPlugin()]},

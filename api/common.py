@@ -1,19 +1,65 @@
-"""Pieces every resource uses: safe fields, paging, the current user."""
+"""Pieces every resource uses: the blueprint class, safe JSON and fields, paging, the current user."""
 
+import json
 from datetime import UTC, datetime
 
+import flask_smorest
 from apispec import BasePlugin
 from flask import g
+from flask.json.provider import DefaultJSONProvider
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from webargs import core as webargs_core
+from webargs.flaskparser import FlaskParser
 from werkzeug.routing import BaseConverter
 
 from services.clients import client_address  # noqa: F401 - the API and the console limit logins by it
 from services.paging import paginate  # noqa: F401 - shared with the console
-from services.schemas import MAX_ID, Id, Str  # noqa: F401 - Id and Str are shared with the console
+from services.schemas import (  # noqa: F401 - shared with the console
+    MAX_ID,
+    Id,
+    JSONBoolean,
+    JSONId,
+    JSONInteger,
+    JSONNumber,
+    Str,
+)
 
 MAX_PER_PAGE = 100
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def parse_json(data: str | bytes):
+    """json.loads that treats nesting deeper than the parser's recursion limit as malformed JSON (400), not
+    as a server error: `{"username": [[[[...]]]]}` must not cost more than a wrong bracket."""
+    try:
+        return webargs_core.parse_json(data)
+    except RecursionError:
+        raise json.JSONDecodeError("the JSON is nested too deeply", "<request body>", 0) from None
+
+
+class JSONBodyParser(FlaskParser):
+    def _raw_load_json(self, req):
+        if not webargs_core.is_json(req.mimetype):
+            return webargs_core.missing
+        return parse_json(req.get_data(cache=True))
+
+
+class JSONProvider(DefaultJSONProvider):
+    """The app's JSON (request.get_json): a body nested too deeply is a ValueError, which Flask answers
+    with 400."""
+
+    def loads(self, s, **kwargs):
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("the JSON is nested too deeply") from None
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint with cloudeye's body parser; every resource uses it."""
+
+    ARGUMENTS_PARSER = JSONBodyParser()
 
 
 class IdConverter(BaseConverter):
@@ -58,10 +104,14 @@ class AtLeastOneField(Schema):
 
 
 class SchemaRulesPlugin(BasePlugin):
-    """Adds to the document the schema-level rules marshmallow's plugin cannot see (minProperties)."""
+    """Adds to the document the schema-level rules marshmallow's plugin cannot see: `minProperties`, and
+    no `default` on the fields of a body that changes only what it names (PATCH)."""
 
     def schema_helper(self, name, definition, **kwargs):
         schema = kwargs.get("schema")
+        if getattr(schema, "CHANGES_ONLY_WHAT_IS_SENT", False):
+            for field in (definition or {}).get("properties", {}).values():
+                field.pop("default", None)
         minimum = getattr(schema, "MIN_PROPERTIES", None)
         return {"minProperties": minimum} if minimum else None
 

@@ -15,6 +15,7 @@ Timing contract with the layers around it (checked by tests/deploy):
 
 import multiprocessing
 import os
+import re
 
 
 def _env(name, default):
@@ -42,6 +43,17 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}i)s'
 # Only nginx talks to gunicorn: under compose the api has no published port, so any peer is nginx.
 forwarded_allow_ips = _env("FORWARDED_ALLOW_IPS", "127.0.0.1")
 proc_name = _env("PROC_NAME", "cloudeye-api")
+
+
+def _control_socket() -> str:
+    """gunicorn's control socket (for `gunicornc`), one per instance: gunicorn's own default is one path
+    per user, so a second gunicorn on the host (make run beside make stack, two test servers) would take
+    over the first one's. Named after the bind address, which no two instances on a host share."""
+    directory = os.path.join(os.path.expanduser("~"), ".gunicorn")  # gunicorn's own place for it
+    return os.path.join(directory, "cloudeye-" + re.sub(r"[^A-Za-z0-9.-]+", "_", bind).strip("_") + ".ctl")
+
+
+control_socket = _env("CONTROL_SOCKET", _control_socket())
 
 
 def _api_db_pool_size() -> str | None:

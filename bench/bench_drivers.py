@@ -44,7 +44,7 @@ from services.config import API_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "cloudeye_bench_drivers"
-ADMIN = ("bench-admin", "bench-admin-password-1")
+ADMIN = ("bench-admin", "a bench passphrase 1")
 CONFIGS = (
     ("gevent + PyMySQL", "gevent", "pymysql"),
     ("gevent + mysqlclient", "gevent", "mysqldb"),

@@ -35,7 +35,7 @@ from bench_drivers import nginx_binary, stop, wait_ready, wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "cloudeye_bench_status"
-ADMIN = ("bench-admin", "bench-admin-password-1")
+ADMIN = ("bench-admin", "a bench passphrase 1")
 SLUG = "bench"
 
 

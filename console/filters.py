@@ -11,9 +11,10 @@ from flask_babel import lazy_gettext as _l
 
 from console import HERE, LANGUAGES
 from console.forms import EVENT_LABELS, WEEKDAY_LABELS
-from services.alerts.channels import masked_url
+from services.alerts.channels import masked_url as masked_channel_url
 from services.models import EVENTS, SEVERITIES
 from services.sites import WRITE_ROLES
+from services.sites import masked_url as masked_site_url
 
 _fingerprints: dict[str, str] = {}
 
@@ -152,5 +153,6 @@ def init_app(app: Flask) -> None:
         days_until=days_until,
         uptime_class=uptime_class,
         sparkline=sparkline,
-        masked_url=masked_url,
+        site_url=masked_site_url,  # a site's URL, never its password: `***` in its place
+        channel_url=masked_channel_url,  # a channel's URL with its secrets masked
     )

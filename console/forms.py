@@ -1,6 +1,8 @@
 """The console's forms. Flask-WTF renders them and carries the CSRF token; the field rules are not here
-but in `services/schemas.py`, which the API uses too, so a form says exactly what the API would say."""
+but in `services/schemas.py`, which the API uses too, so a form says exactly what the API would say
+(`load_form`)."""
 
+import re
 from datetime import UTC, datetime
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -25,6 +27,33 @@ from wtforms.widgets import DateTimeLocalInput, TimeInput
 
 from services.models import EVENT_STATUSES, EVENTS, FINDING_STATUSES, FORMATS, ROLES, SEVERITIES, WEEKDAYS
 from services.schemas import Id, Str
+from services.sites import masked_url
+
+INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+
+
+def load_form(schema: Schema, body: dict) -> dict:
+    """`body` (a form's values) loaded through the API's `schema`. The schema takes JSON's types (an
+    integer field takes 60, not "60"), and a form sends only text: a value that reads as the number its
+    field wants becomes that number first; anything else stays as typed, for the schema to refuse with
+    the message the API would give. Booleans come from checkboxes, already as booleans."""
+    return schema.load({name: _typed(schema.fields.get(name), value) for name, value in body.items()})
+
+
+def _typed(field, value):
+    if isinstance(field, fields.List) and isinstance(value, list):
+        return [_typed(field.inner, item) for item in value]
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if isinstance(field, fields.Integer) and INTEGER_TEXT.fullmatch(text):
+        return int(text)
+    if isinstance(field, fields.Float):
+        try:
+            return float(text)
+        except ValueError:
+            return value
+    return value
 
 
 class LoginForm(FlaskForm):
@@ -72,8 +101,16 @@ class SiteForm(FlaskForm):
         for field in self:
             if field.name == "csrf_token":
                 continue
-            value = getattr(site, field.name)
-            field.data = "\n".join(value) if field.name in self.LIST_FIELDS else value
+            field.data = self.current(site, field.name)
+
+    @classmethod
+    def current(cls, site, name: str):
+        """The value the form shows for the site's setting `name`: lists one item a line, and the URL with
+        `***` for its password (never sent to the browser; saved back as it is, it keeps the password)."""
+        if name == "url":
+            return masked_url(site)
+        value = getattr(site, name)
+        return "\n".join(value) if name in cls.LIST_FIELDS else value
 
 
 class UserCreateForm(FlaskForm):
@@ -89,6 +126,17 @@ class UserEditForm(FlaskForm):
     role = SelectField(_l("Role"), choices=list(ROLES))
     is_active = BooleanField(_l("Active"))
     password = PasswordField(_l("New password (leave empty to keep it)"))
+    revoke_api_tokens = BooleanField(
+        _l("With a new password, revoke their API tokens too (their logins always end)"), default=True
+    )
+
+
+class PasswordForm(FlaskForm):
+    current_password = PasswordField(_l("Current password"))
+    new_password = PasswordField(_l("New password"))
+    revoke_api_tokens = BooleanField(
+        _l("Revoke my API tokens too (my other logins always end)"), default=True
+    )
 
 
 class TokenForm(FlaskForm):

@@ -28,10 +28,12 @@ NGINX_RESOLVER=${NGINX_RESOLVER:-}
 
 # --- limits and timeouts ---------------------------------------------------------------------------
 # Derived from the app's and gunicorn's settings below (after they are checked to be numbers):
-# - client_max_body_size: the app accepts MAX_REPORT_BYTES plus 1 MiB of multipart overhead;
+# - client_max_body_size: MAX_REQUEST_BYTES everywhere, and on the report upload alone MAX_REPORT_BYTES plus
+#   1 MiB of multipart overhead (what the app accepts there);
 # - proxy timeouts: at least gunicorn's timeout, so nginx does not give up on a request gunicorn still serves;
 # - upstream keepalive_timeout: shorter than gunicorn's keepalive, so nginx drops an idle connection before
 #   gunicorn does and never sends a request on one gunicorn is closing (a 502 a POST is not retried from).
+MAX_REQUEST_BYTES=${MAX_REQUEST_BYTES:-1048576}
 MAX_REPORT_BYTES=${MAX_REPORT_BYTES:-209715200}
 GUNICORN_TIMEOUT=${GUNICORN_TIMEOUT:-60}
 GUNICORN_KEEPALIVE=${GUNICORN_KEEPALIVE:-75}
@@ -57,11 +59,12 @@ NGINX_TEMP_DIR=${NGINX_TEMP_DIR:-}
 NGINX_USER=${NGINX_USER:-}
 
 fail() { echo "render.sh: $*" >&2; exit 1; }
-for number in "MAX_REPORT_BYTES=$MAX_REPORT_BYTES" "GUNICORN_TIMEOUT=$GUNICORN_TIMEOUT" \
+for number in "MAX_REQUEST_BYTES=$MAX_REQUEST_BYTES" "MAX_REPORT_BYTES=$MAX_REPORT_BYTES" "GUNICORN_TIMEOUT=$GUNICORN_TIMEOUT" \
 	"GUNICORN_KEEPALIVE=$GUNICORN_KEEPALIVE"; do
 	case "${number#*=}" in '' | *[!0-9]*) fail "${number%%=*} must be a whole number, got '${number#*=}'" ;; esac
 done
-NGINX_CLIENT_MAX_BODY_SIZE=${NGINX_CLIENT_MAX_BODY_SIZE:-$((MAX_REPORT_BYTES + 1048576))}
+NGINX_CLIENT_MAX_BODY_SIZE=${NGINX_CLIENT_MAX_BODY_SIZE:-$MAX_REQUEST_BYTES}
+NGINX_UPLOAD_MAX_BODY_SIZE=${NGINX_UPLOAD_MAX_BODY_SIZE:-$((MAX_REPORT_BYTES + 1048576))}
 NGINX_PROXY_TIMEOUT=${NGINX_PROXY_TIMEOUT:-$((GUNICORN_TIMEOUT + 5))s}
 keepalive=$((GUNICORN_KEEPALIVE - 5))
 [ "$keepalive" -gt 60 ] && keepalive=60
@@ -111,13 +114,14 @@ NGINX_HSTS_LINE=
 [ "$NGINX_TLS" = on ] && NGINX_HSTS_LINE='add_header Strict-Transport-Security "max-age=31536000; includeSubDomains" always;'
 
 export NGINX_OUT_DIR NGINX_LISTEN NGINX_TLS_LISTEN NGINX_TLS_CERT NGINX_TLS_KEY NGINX_SERVER_NAME \
-	NGINX_UPSTREAM NGINX_UPSTREAM_PARAMS NGINX_UPSTREAM_KEEPALIVE_TIMEOUT NGINX_RESOLVER_LINE NGINX_CLIENT_MAX_BODY_SIZE NGINX_PROXY_TIMEOUT \
+	NGINX_UPSTREAM NGINX_UPSTREAM_PARAMS NGINX_UPSTREAM_KEEPALIVE_TIMEOUT NGINX_RESOLVER_LINE NGINX_CLIENT_MAX_BODY_SIZE \
+	NGINX_UPLOAD_MAX_BODY_SIZE NGINX_PROXY_TIMEOUT \
 	NGINX_LOGIN_RATE NGINX_LOGIN_BURST NGINX_WORKER_PROCESSES NGINX_WORKER_CONNECTIONS NGINX_REAL_IP_LINES \
 	NGINX_DENY_FILE NGINX_STATIC_ROOT NGINX_CONSOLE_STATIC_ROOT NGINX_MIME_TYPES NGINX_PID NGINX_ACCESS_LOG_LINES NGINX_ERROR_LOG_LINES \
 	NGINX_TEMP_PATH_LINES NGINX_USER_LINE NGINX_HSTS_LINE
 VARS='${NGINX_OUT_DIR} ${NGINX_LISTEN} ${NGINX_TLS_LISTEN} ${NGINX_TLS_CERT} ${NGINX_TLS_KEY}
 ${NGINX_SERVER_NAME} ${NGINX_UPSTREAM} ${NGINX_UPSTREAM_PARAMS} ${NGINX_UPSTREAM_KEEPALIVE_TIMEOUT} ${NGINX_RESOLVER_LINE}
-${NGINX_CLIENT_MAX_BODY_SIZE} ${NGINX_PROXY_TIMEOUT} ${NGINX_LOGIN_RATE} ${NGINX_LOGIN_BURST}
+${NGINX_CLIENT_MAX_BODY_SIZE} ${NGINX_UPLOAD_MAX_BODY_SIZE} ${NGINX_PROXY_TIMEOUT} ${NGINX_LOGIN_RATE} ${NGINX_LOGIN_BURST}
 ${NGINX_WORKER_PROCESSES} ${NGINX_WORKER_CONNECTIONS} ${NGINX_REAL_IP_LINES} ${NGINX_DENY_FILE}
 ${NGINX_STATIC_ROOT} ${NGINX_CONSOLE_STATIC_ROOT} ${NGINX_MIME_TYPES} ${NGINX_PID} ${NGINX_ACCESS_LOG_LINES} ${NGINX_ERROR_LOG_LINES}
 ${NGINX_TEMP_PATH_LINES} ${NGINX_USER_LINE} ${NGINX_HSTS_LINE}'
@@ -134,6 +138,7 @@ render cloudeye.conf.template cloudeye.conf
 render locations.conf.template cloudeye-locations.conf
 render proxy.conf.template cloudeye-proxy.conf
 render headers.conf.template cloudeye-headers.conf
+render hsts.conf.template cloudeye-hsts.conf
 if [ "$NGINX_TLS" = on ]; then
 	render server-tls.conf.template cloudeye-server.conf
 else

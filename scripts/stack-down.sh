@@ -20,6 +20,7 @@ stack_ctl shutdown >/dev/null || kill -TERM "$pid" 2>/dev/null || true
 # The longest stopwaitsecs is 45 s; leave a margin before giving up on a graceful stop.
 for _ in $(seq 1 120); do
 	kill -0 "$pid" 2>/dev/null || {
+		rm -rf "$(stack_nginx_public_dir)" # the static copy and nginx's temporary files
 		stack_log "stopped"
 		exit 0
 	}

@@ -42,12 +42,41 @@ stack_supervisord_pid() {
 
 stack_ctl() { "$CLOUDEYE_VENV/bin/supervisorctl" -c "$SUPERVISOR_CONF" "$@"; }
 
+# What nginx's worker processes touch themselves: the static files they serve (nginx's own and the
+# console's assets) and the temporary files of buffered request bodies. Run as root, nginx's workers are another user (www-data), who may not be able
+# to enter the checkout at all (a clone in a 0700 home directory): these then live under /run, which every
+# user may enter, in a directory of this stack's own. Otherwise the workers are the checkout's user.
+stack_nginx_public_dir() {
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "$CLOUDEYE_RUN_DIR/nginx-public"
+		return
+	fi
+	local base=${TMPDIR:-/tmp}/cloudeye-stack
+	if [ -d /run ] && [ -w /run ]; then base=/run/cloudeye-stack; fi
+	echo "$base/$(printf '%s' "$STACK_DIR" | sha256sum | cut -c1-16)"
+}
+
+# A readable copy of the directory $1 as $public/$2 (replaced whole: files removed from $1 go too).
+stack_publish() {
+	rm -rf "$public/$2.new" && cp -R "$1" "$public/$2.new"
+	chmod -R a+rX "$public/$2.new"
+	rm -rf "${public:?}/$2" && mv "$public/$2.new" "$public/$2"
+}
+
 stack_render_nginx() {
+	local public
+	public=$(stack_nginx_public_dir)
+	mkdir -p "$public/tmp"
+	chmod 0755 "$(dirname "$public")" "$public"
+	stack_publish "$CLOUDEYE_HOME/nginx/static" static
+	stack_publish "$CLOUDEYE_HOME/console/static" console-static
 	NGINX_OUT_DIR=$CLOUDEYE_RUN_DIR/nginx \
 		NGINX_LISTEN=$STACK_BIND:$STACK_PORT \
 		NGINX_UPSTREAM=$STACK_BIND:$STACK_API_PORT \
 		NGINX_PID=$CLOUDEYE_RUN_DIR/nginx/nginx.pid \
-		NGINX_TEMP_DIR=$CLOUDEYE_RUN_DIR/nginx/tmp \
+		NGINX_TEMP_DIR=$public/tmp \
+		NGINX_STATIC_ROOT=$public/static \
+		NGINX_CONSOLE_STATIC_ROOT=$public/console-static \
 		NGINX_ACCESS_LOGS=$LOG_DIR/nginx-access.log \
 		NGINX_ERROR_LOGS=$LOG_DIR/nginx-error.log \
 		sh "$CLOUDEYE_HOME/nginx/render.sh" >/dev/null

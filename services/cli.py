@@ -32,9 +32,12 @@ def bootstrap_admin_command():
     if not config.get("ADMIN_USERNAME") or not config.get("ADMIN_PASSWORD"):
         click.echo("CLOUDEYE_ADMIN_USERNAME/CLOUDEYE_ADMIN_PASSWORD not set: no admin bootstrapped")
         return
-    user = users.bootstrap_admin(
-        config["ADMIN_USERNAME"], config["ADMIN_PASSWORD"], config.get("ADMIN_EMAIL")
-    )
+    try:
+        user = users.bootstrap_admin(
+            config["ADMIN_USERNAME"], config["ADMIN_PASSWORD"], config.get("ADMIN_EMAIL")
+        )
+    except DomainError as exc:  # e.g. a CLOUDEYE_ADMIN_PASSWORD the password rules refuse
+        raise click.ClickException(f"the first admin cannot be created: {exc.message}") from exc
     if user is None:
         click.echo(f"admin {config['ADMIN_USERNAME']!r} already exists")
     else:

@@ -1,39 +1,47 @@
-"""The address of the HTTP client, for per-client limits (the login rate limit of the API and console)."""
+"""The address of the HTTP client, for per-client limits (the login limits of the API and the console)."""
 
 import ipaddress
 
-from flask import request
+from flask import current_app, request
 
 
 def client_address() -> str:
     """The address of the client, for per-client limits.
 
-    nginx passes the real client address in X-Real-IP. The header is taken only from a peer on a
-    loopback or private address (nginx in compose, under supervisor or on the host): a client that
-    reaches gunicorn directly could otherwise send a new X-Real-IP with every request and never be
-    limited."""
+    nginx names the client in X-Real-IP (and X-Forwarded-For). Those headers count only when the peer is
+    one of TRUSTED_PROXIES (default: loopback, where nginx sits under `make stack`; compose sets its
+    network): a client that reaches gunicorn directly could otherwise send a new address with every
+    request and never be limited. Behind several proxies, X-Forwarded-For is read from the right up to
+    the first address that is not a trusted proxy."""
     peer = request.remote_addr or ""
-    forwarded = request.headers.get("X-Real-IP", "").strip()
-    if forwarded and _is_proxy_address(peer):
-        return forwarded[:64]
+    if not _trusted(peer):
+        return peer
+    real_ip = _address(request.headers.get("X-Real-IP", ""))
+    if real_ip is not None:
+        return str(real_ip)
+    for hop in reversed(request.headers.get("X-Forwarded-For", "").split(",")):
+        address = _address(hop)
+        if address is None:
+            break
+        if not _trusted(str(address)):
+            return str(address)
     return peer or "-"
 
 
-# Loopback and the private ranges (RFC 1918, IPv6 unique local) where nginx and the api meet. Not
-# `ipaddress.is_private`, which also counts the documentation ranges and others that can be public.
-PROXY_NETWORKS = tuple(
-    ipaddress.ip_network(network)
-    for network in ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "::1/128", "fc00::/7")
-)
-
-
-def _is_proxy_address(address: str) -> bool:
-    if not address:
-        return True  # no peer address: a unix socket, so a process on this host
+def _address(text: str):
     try:
-        parsed = ipaddress.ip_address(address)
+        address = ipaddress.ip_address(text.strip())
     except ValueError:
-        return False
-    if parsed.version == 6 and parsed.ipv4_mapped is not None:
-        parsed = parsed.ipv4_mapped
-    return any(parsed in network for network in PROXY_NETWORKS)
+        return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address
+
+
+def _trusted(peer: str) -> bool:
+    if not peer:
+        return True  # no peer address: a unix socket, so a process on this host
+    address = _address(peer)
+    return address is not None and any(
+        address in network for network in current_app.config["TRUSTED_PROXIES"]
+    )

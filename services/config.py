@@ -56,6 +56,18 @@ def _env_float(name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {value!r}") from exc
 
 
+def _env_networks(name: str, default: str) -> tuple:
+    """Addresses and networks, separated by spaces or commas."""
+    import ipaddress
+
+    value = os.environ.get(name)
+    text = default if value is None or value.strip() == "" else value
+    try:
+        return tuple(ipaddress.ip_network(part, strict=False) for part in text.replace(",", " ").split())
+    except ValueError as exc:
+        raise ConfigError(f"{name} must list IP addresses or networks, got {text!r}: {exc}") from exc
+
+
 class Config:
     ENV_NAME = "development"
     TESTING = False
@@ -74,10 +86,17 @@ class Config:
         self.ADMIN_PASSWORD = env.get("CLOUDEYE_ADMIN_PASSWORD") or None
         self.ADMIN_EMAIL = env.get("CLOUDEYE_ADMIN_EMAIL") or None
         self.LOGIN_TOKEN_TTL_S = _env_int("LOGIN_TOKEN_TTL_S", 12 * 3600)
-        self.LOGIN_RATE_LIMIT = _env_int("LOGIN_RATE_LIMIT", 10)  # attempts per window per client+username
+        self.LOGIN_RATE_LIMIT = _env_int("LOGIN_RATE_LIMIT", 10)  # attempts per window per client+account
         self.LOGIN_RATE_WINDOW_S = _env_int("LOGIN_RATE_WINDOW_S", 60)
+        self.LOGIN_FAILURE_LIMIT = _env_int("LOGIN_FAILURE_LIMIT", 30)  # failed logins per window per client
+        self.LOGIN_FAILURE_WINDOW_S = _env_int("LOGIN_FAILURE_WINDOW_S", 900)
+        # Peers whose X-Real-IP / X-Forwarded-For name the client (nginx); anybody else is the client.
+        self.TRUSTED_PROXIES = _env_networks("TRUSTED_PROXIES", "127.0.0.0/8 ::1")
+        # Request bodies: every route takes at most MAX_REQUEST_BYTES; report uploads (multipart) take a
+        # report of MAX_REPORT_BYTES plus 1 MiB of form around it (services/uploads.py; nginx follows both).
+        self.MAX_REQUEST_BYTES = _env_int("MAX_REQUEST_BYTES", 1024 * 1024)
         self.MAX_REPORT_BYTES = _env_int("MAX_REPORT_BYTES", 200 * 1024 * 1024)
-        self.MAX_CONTENT_LENGTH = self.MAX_REPORT_BYTES + 1024 * 1024
+        self.MAX_UPLOAD_BYTES = self.MAX_REPORT_BYTES + 1024 * 1024
         self.CACHE_TTL_S = _env_int("CACHE_TTL_S", 60)
         self.USABILITY_RETENTION_DAYS = _env_int("USABILITY_RETENTION_DAYS", 90)
         # Hourly rollups behind the 24h/7d/30d uptime; daily rollups are kept for good (365 rows a site-year).

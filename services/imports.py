@@ -18,6 +18,7 @@ import contextlib
 import functools
 import hashlib
 import io
+import itertools
 import logging
 import os
 import time
@@ -81,12 +82,16 @@ def import_report(
     user_id=None,
     source="api",
     filename=None,
+    offload=None,
 ) -> FindingImport:
     """Import one report (a binary file object) into `site`, in one transaction, and commit.
 
     Raises Invalid (422) when the report is malformed or not of the format given, ReportTooLarge (413)
-    beyond MAX_REPORT_BYTES; in both cases after rolling back, so nothing has changed.
+    beyond MAX_REPORT_BYTES; in both cases after rolling back, so nothing has changed. `offload(fn)` runs
+    the reading and parsing of the report (batch by batch) somewhere else than the caller, e.g. off the
+    API's event loop (services/uploads.py); the database work stays with the caller.
     """
+    run = offload or (lambda function, *args: function(*args))
     started = time.monotonic()
     site_id = site.id
     limit = current_app.config.get("MAX_REPORT_BYTES") if has_app_context() else None
@@ -94,7 +99,7 @@ def import_report(
     reader = io.BufferedReader(raw, buffer_size=HEAD_BYTES)
     with _import_lock(site_id):
         try:
-            info, findings = open_report(reader, format)
+            info, findings = run(open_report, reader, format)
             record = FindingImport(
                 site_id=site_id,
                 user_id=user_id,
@@ -107,11 +112,11 @@ def import_report(
             db.session.add(record)
             db.session.flush()
             reconciler = FindingReconciler(site_id, import_id=record.id, label=f"import {record.id}")
-            for finding in findings:
-                reconciler.add(finding)
+            while batch := run(_next_batch, findings):
+                for finding in batch:
+                    reconciler.add(finding)
             reconciler.flush()
-            while reader.read(HEAD_BYTES):  # the hash covers every byte, even after the last finding
-                pass
+            run(_read_to_the_end, reader)  # the hash covers every byte, even after the last finding
             if close_missing:
                 for scanner in info.scanners:
                     reconciler.close_missing(scanner)
@@ -159,8 +164,17 @@ def import_report(
     return record
 
 
+def _next_batch(findings) -> list:
+    return list(itertools.islice(findings, BATCH_SIZE))
+
+
+def _read_to_the_end(reader) -> None:
+    while reader.read(HEAD_BYTES):
+        pass
+
+
 def import_upload(
-    user, site_id: int, stream, *, format=None, close_missing=False, filename=None
+    user, site_id: int, stream, *, format=None, close_missing=False, filename=None, offload=None
 ) -> FindingImport:
     """An import through the API: the caller needs write access to the site (404 when it cannot see
     it, 403 when it may only read it), checked before a byte of the report is read."""
@@ -173,6 +187,7 @@ def import_upload(
         user_id=user.id,
         source="api",
         filename=filename,
+        offload=offload,
     )
 
 

@@ -2,8 +2,13 @@
 through them and the console (`console/`) its forms, so both give the same field-level messages.
 
 The rules themselves live in the service modules (services.sites.check_settings, services.users
-.check_username/check_password, visibility, uniqueness, transitions); a schema here shapes each field and
+.username_for/check_password, visibility, uniqueness, transitions); a schema here shapes each field and
 documents the numbers those rules enforce.
+
+Booleans, integers and numbers are exactly those JSON types (JSONBoolean, JSONInteger, JSONNumber, JSONId):
+what the OpenAPI document calls a boolean is `true` or `false`, not `0`, `1.0` or `"yes"`. A form sends
+only text, so the console turns its fields into those types first (console.forms.typed) and then loads
+them through the same schema.
 """
 
 import re
@@ -12,7 +17,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from services.models import ROLES
 from services.sites import LIST_LIMITS, NUMBER_RANGES, TEXT_LENGTHS, default_settings
-from services.users import PASSWORD_LENGTH, USERNAME_PATTERN, USERNAME_RULE
+from services.users import PASSWORD_LENGTH, PASSWORD_RULE, USERNAME_LENGTH, USERNAME_RULE
 
 MAX_ID = 2**63 - 1
 
@@ -32,7 +37,38 @@ class Str(fields.String):
 
 
 def Id(**kwargs):  # noqa: N802 - reads like a field class
+    """An id in a query string or a path (text): "12" is 12."""
     return fields.Integer(strict=False, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
+
+
+class JSONBoolean(fields.Boolean):
+    """A JSON body's boolean: true or false, not the 1, 0.0 or "yes" marshmallow would also take."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class JSONInteger(fields.Integer):
+    """A JSON body's integer: not 60.0 or "60"."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+
+class JSONNumber(fields.Float):
+    """A JSON body's number: not "0.5"."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def JSONId(**kwargs):  # noqa: N802 - reads like a field class
+    """An id in a JSON body: an integer, not "12"."""
+    return JSONInteger(validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
 # --- sites -------------------------------------------------------------------------------------------
@@ -66,40 +102,49 @@ class SiteWriteSchema(Schema):
     """The fields a client sets (every one optional on PATCH)."""
 
     name = Str(required=True, metadata=_documented("name"))
-    url = Str(required=True, metadata={**_documented("url"), "format": "uri"})
-    check_interval_s = fields.Integer(metadata=_documented("check_interval_s"))
-    timeout_s = fields.Integer(
-        metadata={**_documented("timeout_s"), "description": "at most check_interval_s"}
+    url = Str(
+        required=True,
+        metadata={
+            **_documented("url"),
+            "format": "uri",
+            "description": "a password in it is kept apart and masked for readers; *** as the password keeps "
+            "the stored one",
+        },
     )
+    check_interval_s = JSONInteger(metadata=_documented("check_interval_s"))
+    timeout_s = JSONInteger(metadata={**_documented("timeout_s"), "description": "at most check_interval_s"})
     accepted_status = Str(
         metadata={**_documented("accepted_status"), "description": "status codes and ranges: 200-299, 301"}
     )
     keyword = Str(allow_none=True, metadata=_documented("keyword"))
-    keyword_absent = fields.Boolean(metadata=_documented("keyword_absent"))
-    max_retries = fields.Integer(metadata=_documented("max_retries"))
-    tamper_enabled = fields.Boolean(metadata=_documented("tamper_enabled"))
-    tamper_threshold = fields.Float(metadata=_documented("tamper_threshold"))
+    keyword_absent = JSONBoolean(metadata=_documented("keyword_absent"))
+    max_retries = JSONInteger(metadata=_documented("max_retries"))
+    tamper_enabled = JSONBoolean(metadata=_documented("tamper_enabled"))
+    tamper_threshold = JSONNumber(metadata=_documented("tamper_threshold"))
     tamper_ignore = fields.List(
         Str(metadata=_item_length("tamper_ignore")),
         metadata={
             **_documented("tamper_ignore"),
-            "description": "regular expressions removed before comparing",
+            "description": "RE2 regular expressions removed before comparing (no lookarounds or backreferences)",
         },
     )
     forbidden_keywords = fields.List(
         Str(metadata=_item_length("forbidden_keywords")), metadata=_documented("forbidden_keywords")
     )
-    paused = fields.Boolean(metadata=_documented("paused"))
+    paused = JSONBoolean(metadata=_documented("paused"))
 
 
 class SiteUpdateSchema(SiteWriteSchema):
-    """PATCH body: any subset of the writable fields (used with partial=True)."""
+    """PATCH body: any subset of the writable fields (used with partial=True); what it leaves out keeps its
+    value, so the document gives no defaults here."""
+
+    CHANGES_ONLY_WHAT_IS_SENT = True
 
 
 # --- users and tokens --------------------------------------------------------------------------------
-# The rules live in services.users (check_username, check_password); these document them.
-USERNAME = {"pattern": USERNAME_PATTERN, "description": USERNAME_RULE}
-PASSWORD = {"minLength": PASSWORD_LENGTH[0], "maxLength": PASSWORD_LENGTH[1]}
+# The rules live in services.users (username_for, check_password); these document them.
+USERNAME = {"minLength": USERNAME_LENGTH[0], "maxLength": USERNAME_LENGTH[1], "description": USERNAME_RULE}
+PASSWORD = {"minLength": PASSWORD_LENGTH[0], "maxLength": PASSWORD_LENGTH[1], "description": PASSWORD_RULE}
 
 
 class UserCreateSchema(Schema):
@@ -112,14 +157,34 @@ class UserCreateSchema(Schema):
 class UserUpdateSchema(Schema):
     username = Str(metadata=USERNAME)
     password = Str(load_only=True, metadata=PASSWORD)
+    revoke_api_tokens = JSONBoolean(
+        load_only=True,
+        metadata={
+            "default": True,
+            "description": "with a new password: revoke the user's API tokens too (their logins always end)",
+        },
+    )
     email = fields.Email(allow_none=True, validate=validate.Length(max=255))
     role = fields.String(validate=validate.OneOf(ROLES))
-    is_active = fields.Boolean()
+    is_active = JSONBoolean()
+
+
+class PasswordChangeSchema(Schema):
+    current_password = Str(
+        required=True, load_only=True, metadata={"minLength": 1, "maxLength": PASSWORD["maxLength"]}
+    )
+    new_password = Str(required=True, load_only=True, metadata=PASSWORD)
+    revoke_api_tokens = JSONBoolean(
+        load_default=True,
+        metadata={
+            "description": "revoke the caller's API tokens too (every other login session always ends)"
+        },
+    )
 
 
 class TokenCreateSchema(Schema):
     name = Str(required=True, validate=validate.Length(min=1, max=100))
-    expires_in_days = fields.Integer(
+    expires_in_days = JSONInteger(
         load_default=None, allow_none=True, validate=validate.Range(min=1, max=3650)
     )
 
@@ -139,7 +204,7 @@ class StatusPageWriteSchema(Schema):
     )
     title = Str(required=True, validate=validate.Length(min=1, max=200))
     description = Str(load_default=None, allow_none=True, validate=validate.Length(max=2000))
-    site_ids = fields.List(Id(), required=True, validate=validate.Length(max=MAX_STATUS_PAGE_SITES))
+    site_ids = fields.List(JSONId(), required=True, validate=validate.Length(max=MAX_STATUS_PAGE_SITES))
 
     @validates("site_ids")
     def _distinct(self, value, **_):

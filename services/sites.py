@@ -11,8 +11,9 @@ events, findings, imports): `get_site` for a site id, `get_site_row` for a row o
 import ipaddress
 import logging
 import re
+import socket
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import sqlalchemy as sa
 from flask import current_app
@@ -62,6 +63,66 @@ TEXT_LENGTHS = {"name": (1, 200), "url": (1, 2048), "accepted_status": (3, 100),
 # list field -> (most items, (shortest, longest) item)
 LIST_LIMITS = {"tamper_ignore": (50, (1, 500)), "forbidden_keywords": (100, (1, 200))}
 _URL_FORMAT = validate.URL(schemes={"http", "https"}, require_tld=False, error="must be an http(s) URL")
+
+
+def _netloc_bounds(url: str) -> tuple[int, int] | None:
+    """Where the authority (userinfo@host:port) of `url` starts and ends, as urlsplit reads it."""
+    scheme_end = url.find("://")
+    if scheme_end < 0:
+        return None
+    start = scheme_end + 3
+    ends = [index for index in (url.find(ch, start) for ch in "/?#") if index >= 0]
+    return start, min(ends, default=len(url))
+
+
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """(`url` without the password of its userinfo, that password as written), or (url, None).
+
+    A site's password is stored apart from its URL, so that nothing that shows, filters or logs the URL
+    can carry it by accident; `join_credentials` puts it back for the probe."""
+    bounds = _netloc_bounds(url)
+    if bounds is None:
+        return url, None
+    start, end = bounds
+    userinfo, at, hostport = url[start:end].rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    if not at or not colon:
+        return url, None
+    return url[:start] + (f"{user}@" if user else "") + hostport + url[end:], password
+
+
+def join_credentials(url: str, password: str | None) -> str:
+    if password is None:
+        return url
+    start, end = _netloc_bounds(url)
+    user, at, hostport = url[start:end].rpartition("@")
+    return url[:start] + f"{user if at else ''}:{password}@{hostport}" + url[end:]
+
+
+MASK = "***"
+
+
+def without_userinfo(url: str) -> str:
+    """`url` without the user and password of its authority: what messages, findings and errors say of a
+    site (the host as written, IPv6 brackets and all)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def masked_url(site: Site) -> str:
+    """The site's URL with `***` in place of its password (what readers see, and what the console shows
+    everyone)."""
+    return site.url if site.url_password is None else join_credentials(site.url, MASK)
+
+
+def url_seen_by(user: User, site: Site) -> str:
+    """The site's URL as `user` may see it: whole for those who may change the site, the password masked
+    for everyone else."""
+    if site.url_password is not None and can_write(user, site):
+        return join_credentials(site.url, site.url_password)
+    return masked_url(site)
 
 
 def default_settings() -> dict:
@@ -126,6 +187,54 @@ def check_settings(values: dict, current: Site | None = None) -> None:
         raise Invalid("the site's settings break its rules", errors=errors)
 
 
+# IPv6 prefixes whose addresses carry an IPv4 address in their last 32 bits: NAT64 (well-known and
+# local-use) and the deprecated IPv4-compatible form. 6to4, Teredo and IPv4-mapped have ipaddress helpers.
+_IPV4_IN_LAST_32_BITS = tuple(
+    ipaddress.ip_network(net) for net in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96")
+)
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    embedded = []
+    if address.sixtofour is not None:
+        embedded.append(address.sixtofour)
+    if address.teredo is not None:
+        embedded.extend(address.teredo)  # (server, client)
+    if any(address in network for network in _IPV4_IN_LAST_32_BITS):
+        embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return embedded
+
+
+def is_public_address(address) -> bool:
+    """Whether connecting to `address` (text or ipaddress object) reaches the public internet: a globally
+    routable unicast address, and so is every IPv4 address an IPv6 one carries (NAT64, 6to4, Teredo,
+    IPv4-mapped and -compatible), which a translator on the way would connect to instead. The one rule of
+    ALLOW_PRIVATE_TARGETS=false, for the API (literal addresses) and the probe (resolved ones)."""
+    try:
+        ip = address if not isinstance(address, str) else ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if not ip.is_global or ip.is_multicast:
+        return False
+    return ip.version == 4 or all(is_public_address(inner) for inner in _embedded_ipv4(ip))
+
+
+def _numeric_host_is_canonical(host: str) -> bool:
+    """False for host names the resolver takes for an IPv4 address written in another way than the
+    dotted quad (2130706433, 0x7f000001, 127.1, 127.000.000.001, 0177.0.0.1): they are refused, so that
+    no check here and no resolver there read one address two ways."""
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return True  # not an IPv4 address in any form: a DNS name
+    try:
+        return str(ipaddress.IPv4Address(host)) == host
+    except ValueError:
+        return False
+
+
 def check_target(url: str) -> None:
     """http/https with a host; private addresses only when ALLOW_PRIVATE_TARGETS (the default)."""
     try:
@@ -137,16 +246,19 @@ def check_target(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Invalid("url must be an http or https URL with a host", errors={"url": ["http/https only"]})
+    host = parts.hostname.rstrip(".")
+    if not _numeric_host_is_canonical(host):
+        message = "write an IPv4 address as four decimal numbers (e.g. 192.0.2.10)"
+        raise Invalid(message, errors={"url": [message]})
     if current_app.config.get("ALLOW_PRIVATE_TARGETS", True):
         return
-    host = parts.hostname
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         if host == "localhost" or host.endswith(".localhost"):
             raise Invalid("private targets are disabled", errors={"url": ["private target"]}) from None
-        return
-    if address.is_private or address.is_loopback or address.is_link_local:
+        return  # a name: its addresses are checked when the probe connects
+    if not is_public_address(address):
         raise Invalid("private targets are disabled", errors={"url": ["private target"]})
 
 
@@ -236,6 +348,7 @@ def create_site(user: User, data: dict) -> Site:
         raise Invalid("name and url are required", errors={name: ["required"] for name in missing})
     values = {**default_settings(), **data}
     check_settings(values)
+    values["url"], values["url_password"] = split_credentials(values["url"])
     site = Site(owner_id=user.id, **values)
     site.next_check_at = datetime.now(UTC)
     db.session.add(site)
@@ -250,7 +363,16 @@ def update_site(user: User, site_id: int, changes: dict) -> Site:
     if required:
         raise Invalid("name and url cannot be removed", errors={name: ["required"] for name in required})
     check_settings(changes, current=site)
-    new_target = "url" in changes and changes["url"] != site.url
+    changes = dict(changes)
+    if "url" in changes:
+        changes["url"], changes["url_password"] = split_credentials(changes["url"])
+        if changes["url_password"] == MASK and site.url_password is not None:
+            # The URL as it was shown masked (the console's form, a reader's copy): the password stays.
+            changes["url_password"] = site.url_password
+    new_target = "url" in changes and (changes["url"], changes["url_password"]) != (
+        site.url,
+        site.url_password,
+    )
     tamper_switched_on = changes.get("tamper_enabled") is True and not site.tamper_enabled
     for field, value in changes.items():
         setattr(site, field, value)
@@ -311,6 +433,15 @@ def _require_owner_or_admin(user: User, site: Site) -> None:
     # An owner who has since become a viewer writes nothing, sharing included.
     if not (user.is_admin or (site.owner_id == user.id and user.role in WRITE_ROLES)):
         raise Forbidden("only the owner or an admin manages members")
+
+
+def member_name_seen_by(user: User, member: SiteMember) -> str | None:
+    """A member's username, for admins (who manage users) and for the member themselves; None for anybody
+    else. Sharing takes a user id: were the answer to name the user, any operator could learn every
+    username by sharing its own site with id after id."""
+    if user.is_admin or member.user_id == user.id:
+        return member.user.username
+    return None
 
 
 def list_members(user: User, site_id: int):

@@ -4,6 +4,7 @@ Pure functions (no database) so they are easy to test and the worker can run the
 """
 
 import difflib
+import functools
 import hashlib
 import logging
 import re
@@ -13,26 +14,51 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
-import regex
+import re2
 
 log = logging.getLogger(__name__)
 
 MAX_DIFF_CHARS = 200_000  # an event keeps at most this much unified diff
-# A site's own ignore pattern runs on pages of up to SYNC_MAX_BODY_BYTES: a catastrophic one (e.g.
-# "(a+)+$") is cut off after this long rather than blocking a worker thread for good.
-IGNORE_PATTERN_TIMEOUT_S = 1.0
+# tamper_ignore patterns come from users and run on pages of up to SYNC_MAX_BODY_BYTES. RE2 has no
+# backtracking (matching is linear in the page) and compiles within a memory budget; a pattern whose
+# compiled program is larger than this is refused too, so no pattern makes a check slow.
+IGNORE_PATTERN_MAX_MEM = 1 << 20  # bytes RE2 may use to compile one pattern
+IGNORE_PATTERN_MAX_PROGRAM = 10_000  # instructions of the compiled pattern
+# Matches one pattern removes from one page (timestamps, tokens and nonces match a handful of times). RE2
+# finds each in linear time, but its Python wrapper costs microseconds per match: a pattern like "." would
+# take seconds on a 2 MB page without this bound; with it, 50 patterns cost well under a second.
+IGNORE_PATTERN_MAX_MATCHES = 1_000
 # Lines of the differing middle of two pages that are aligned exactly (difflib is quadratic in the worst
 # case); beyond it the ratio counts common lines regardless of order.
 MAX_ALIGNED_LINES = 5_000
 WHITESPACE = re.compile(r"\s+")
 
 
-def compile_ignore_pattern(pattern: str) -> "regex.Pattern":
-    """The compiled tamper_ignore pattern; raises ValueError saying what is wrong with it."""
+def _re2_options() -> re2.Options:
+    options = re2.Options()
+    options.max_mem = IGNORE_PATTERN_MAX_MEM
+    options.log_errors = False  # the reason goes into the 422, not onto stderr
+    return options
+
+
+_OPTIONS = _re2_options()
+
+
+@functools.lru_cache(maxsize=4096)
+def compile_ignore_pattern(pattern: str):
+    """The compiled tamper_ignore pattern (once per process); ValueError with RE2's reason otherwise."""
     try:
-        return regex.compile(pattern)
-    except (regex.error, OverflowError, RecursionError) as exc:
-        raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from exc
+        compiled = re2.compile(pattern, _OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else "refused"
+        reason = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+        raise ValueError(f"{pattern!r} is refused by the pattern engine (RE2 syntax): {reason}") from None
+    if compiled.programsize > IGNORE_PATTERN_MAX_PROGRAM:
+        raise ValueError(
+            f"{pattern!r} is too complex: {compiled.programsize} instructions once compiled, "
+            f"at most {IGNORE_PATTERN_MAX_PROGRAM}"
+        )
+    return compiled
 
 
 def compress(text: str) -> bytes:
@@ -51,20 +77,27 @@ def normalise(html: str, ignore_patterns: list[str]) -> str:
     """Remove what the site says to ignore (timestamps, CSRF tokens…) and fold whitespace per line."""
     for pattern in ignore_patterns:
         try:
-            html = compile_ignore_pattern(pattern).sub("", html, timeout=IGNORE_PATTERN_TIMEOUT_S)
-        except ValueError:
-            continue  # validated on input; an old bad pattern must not stop monitoring
-        except TimeoutError:
-            log.warning(
-                "tamper_ignore pattern %r ran over %.1f s on %d chars: skipped",
-                pattern,
-                IGNORE_PATTERN_TIMEOUT_S,
-                len(html),
+            compiled = compile_ignore_pattern(pattern)
+        except ValueError as exc:
+            # Validated on input; a pattern stored before RE2 (lookarounds, backreferences) is skipped
+            # rather than stop monitoring the site.
+            _warn_once(f"tamper_ignore pattern skipped: {exc}")
+            continue
+        html, removed = compiled.subn("", html, IGNORE_PATTERN_MAX_MATCHES)
+        if removed == IGNORE_PATTERN_MAX_MATCHES:
+            _warn_once(
+                f"tamper_ignore pattern {pattern!r} matches more than {IGNORE_PATTERN_MAX_MATCHES} times "
+                "in a page: the matches after those are kept"
             )
     # Break between tags so that the diff is by element rather than one giant line.
     html = html.replace(">", ">\n")
     lines = (WHITESPACE.sub(" ", line).strip() for line in html.splitlines())
     return "\n".join(line for line in lines if line)
+
+
+@functools.lru_cache(maxsize=256)
+def _warn_once(message: str) -> None:
+    log.warning("%s", message)
 
 
 def change_ratio(baseline: str, current: str) -> float:

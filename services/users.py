@@ -1,7 +1,9 @@
 """Users, logins and tokens: the rules and the commit boundary."""
 
+import functools
 import logging
 import re
+import unicodedata
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -17,22 +19,68 @@ from services.security import hash_password, hash_token, new_token, password_nee
 log = logging.getLogger(__name__)
 LAST_USED_RESOLUTION = timedelta(seconds=60)  # don't write on every request
 # The rules of usernames and passwords. The API schema documents the same (api/v1/user/schemas.py).
-USERNAME_PATTERN = r"^[A-Za-z0-9_.@-]{3,64}$"
-USERNAME_RULE = "3-64 letters, digits or _ . @ -"
+# A username is stored normalised (NFKC, case-folded, stripped): "Admin", "ａｄｍｉｎ" and " admin" are one
+# name, and only its normal form may contain these characters.
+USERNAME_LENGTH = (3, 64)
+USERNAME_RULE = "3-64 letters, digits or _ . @ -, stored in lower case"
 PASSWORD_LENGTH = (8, 256)
-_USERNAME = re.compile(USERNAME_PATTERN)
+_USERNAME = re.compile(r"[a-z0-9_.@-]{3,64}")
 
 
-def check_username(username: str) -> None:
-    if not isinstance(username, str) or not _USERNAME.match(username):
-        raise Invalid(f"username: {USERNAME_RULE}", errors={"username": [USERNAME_RULE]})
+def normalise_username(username: str) -> str:
+    return unicodedata.normalize("NFKC", username).casefold().strip()
 
 
-def check_password(password: str) -> None:
+def username_for(username: str) -> str:
+    """The stored form of `username`, or Invalid when it breaks the rules."""
+    shortest, longest = USERNAME_LENGTH
+    if isinstance(username, str) and shortest <= len(username) <= longest:
+        name = normalise_username(username)
+        if _USERNAME.fullmatch(name):
+            return name
+    raise Invalid(f"username: {USERNAME_RULE}", errors={"username": [USERNAME_RULE]})
+
+
+def _refuse_taken(name: str, user_id: int | None = None) -> None:
+    """Refuse a name the database already holds, compared with its collation (on MySQL case-, accent- and
+    width-insensitive, trailing spaces ignored): the lookup of a login could not tell the two apart."""
+    query = sa.select(User.id).where(User.username == name)
+    if user_id is not None:
+        query = query.where(User.id != user_id)
+    if db.session.scalar(query) is not None:
+        raise Conflict(f"username {name!r} is taken", errors={"username": ["already taken"]})
+
+
+PASSWORD_RULE = (
+    "8 to 256 characters, at least 4 different ones, not one of the most common passwords, not containing "
+    "the username"
+)
+
+
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    """The 30,000 most common passwords of zxcvbn's list (from leaked password sets; MIT licence)."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def check_password(password: str, username: str | None = None, field: str = "password") -> None:
+    """Invalid (with the reason, under `field`: the name the caller sent it as) unless `password` is long
+    enough, not made of a handful of characters, not among the most common passwords and does not contain
+    `username`."""
     shortest, longest = PASSWORD_LENGTH
     if not isinstance(password, str) or not (shortest <= len(password) <= longest):
-        message = f"{shortest} to {longest} characters"
-        raise Invalid(f"password: {message}", errors={"password": [message]})
+        reason = f"must be {shortest} to {longest} characters long"
+    elif len(set(password)) < 4:
+        reason = "uses too few different characters"
+    elif password.casefold() in _common_passwords() or password.strip().casefold() in _common_passwords():
+        reason = "is one of the most common passwords"
+    elif username and len(username) >= 3 and normalise_username(username) in password.casefold():
+        reason = "must not contain the username"
+    else:
+        return
+    raise Invalid(f"the password {reason}", errors={field: [reason]})
 
 
 def _now() -> datetime:
@@ -54,10 +102,9 @@ def list_users(role: str | None = None):
 
 
 def create_user(username: str, password: str, role: str = "viewer", email: str | None = None) -> User:
-    check_username(username)
-    check_password(password)
-    if db.session.scalar(sa.select(User.id).where(User.username == username)) is not None:
-        raise Conflict(f"username {username!r} is taken", errors={"username": ["already taken"]})
+    username = username_for(username)
+    check_password(password, username)
+    _refuse_taken(username)
     user = User(username=username, password_hash=hash_password(password), role=role, email=email)
     db.session.add(user)
     try:
@@ -69,20 +116,18 @@ def create_user(username: str, password: str, role: str = "viewer", email: str |
     return user
 
 
-def update_user(actor: User, user: User, changes: dict) -> User:
+def update_user(actor: User, user: User, changes: dict, keep: ApiToken | None = None) -> User:
+    """An admin's change of a user. A new password ends the user's login sessions and, unless
+    `revoke_api_tokens` is false, their API tokens too; a deactivation ends both (`keep`, the token of
+    the request, goes on working). What was revoked is in `user.tokens_revoked` ({"login": n, "api": m})
+    for the answer, None when nothing was."""
     if "username" in changes:
-        check_username(changes["username"])
+        name = username_for(changes["username"])
+        if name != user.username:
+            _refuse_taken(name, user_id=user.id)
+            user.username = name
     if "password" in changes:
-        check_password(changes["password"])
-    if "username" in changes and changes["username"] != user.username:
-        # The user themselves does not count: on MySQL's case-insensitive collation "alice" -> "Alice"
-        # finds "alice" and is not a clash.
-        taken = db.session.scalar(
-            sa.select(User.id).where(User.username == changes["username"], User.id != user.id)
-        )
-        if taken is not None:
-            raise Conflict("username is taken", errors={"username": ["already taken"]})
-        user.username = changes["username"]
+        check_password(changes["password"], user.username)
     if "email" in changes:
         user.email = changes["email"]
     if "role" in changes and changes["role"] != user.role:
@@ -93,11 +138,14 @@ def update_user(actor: User, user: User, changes: dict) -> User:
         if user.id == actor.id and not changes["is_active"]:
             raise Invalid("you cannot deactivate yourself", errors={"is_active": ["cannot deactivate self"]})
         user.is_active = changes["is_active"]
-        if not user.is_active:
-            _revoke_all_tokens(user)
+    revoked = None
+    if changes.get("is_active") is False:
+        revoked = _revoke_tokens(user, api=True)
     if "password" in changes:
         user.password_hash = hash_password(changes["password"])
-        _revoke_all_tokens(user, kind="login")
+        more = _revoke_tokens(user, api=changes.get("revoke_api_tokens", True), keep=keep)
+        revoked = more if revoked is None else {kind: revoked[kind] + more[kind] for kind in more}
+    user.tokens_revoked = revoked
     try:
         db.session.commit()
     except sa.exc.IntegrityError as exc:  # the same username taken meanwhile by another request
@@ -117,37 +165,101 @@ def delete_user(actor: User, user: User) -> None:
     db.session.commit()
 
 
-def _revoke_all_tokens(user: User, kind: str | None = None) -> None:
-    query = sa.update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-    if kind:
-        query = query.where(ApiToken.kind == kind)
-    db.session.execute(query.values(revoked_at=_now()))
+def _revoke_tokens(user: User, api: bool, keep: ApiToken | None = None) -> dict[str, int]:
+    """Revoke the user's login tokens, and their API tokens when `api`, except `keep` (the token of the
+    request that asked). Returns how many of each kind."""
+    revoked = {}
+    for kind in ("login", "api"):
+        if kind == "api" and not api:
+            revoked[kind] = 0
+            continue
+        query = sa.update(ApiToken).where(
+            ApiToken.user_id == user.id, ApiToken.kind == kind, ApiToken.revoked_at.is_(None)
+        )
+        if keep is not None:
+            query = query.where(ApiToken.id != keep.id)
+        revoked[kind] = db.session.execute(query.values(revoked_at=_now())).rowcount
+    return revoked
 
 
-def check_login_rate(client: str, username: str) -> None:
-    """Raise TooManyRequests after LOGIN_RATE_LIMIT attempts per window per client and username."""
-    limit = current_app.config["LOGIN_RATE_LIMIT"]
-    window = current_app.config["LOGIN_RATE_WINDOW_S"]
-    key = cache.key("login", client, username.lower()[:64])
+def change_own_password(
+    user: User,
+    current_password: str,
+    new_password: str,
+    token: ApiToken,
+    client: str = "-",
+    revoke_api_tokens: bool = True,
+) -> dict[str, int]:
+    """The caller's own password change: the current password is required (a failure counts against the
+    client like a failed login). Every other login session ends, and the API tokens too unless
+    `revoke_api_tokens` is false; the token of this request goes on working. Returns what was revoked."""
+    _refuse_failing_client(client)
+    if not verify_password(user.password_hash, current_password):
+        _count_failure(client)
+        raise Invalid("the current password is wrong", errors={"current_password": ["wrong password"]})
+    check_password(new_password, user.username, field="new_password")
+    user.password_hash = hash_password(new_password)
+    revoked = _revoke_tokens(user, api=revoke_api_tokens, keep=token)
+    db.session.commit()
+    log.info("user %s changed their password; revoked %s", user.id, revoked)
+    return revoked
+
+
+def _count(key: str, window: int) -> tuple[int, int] | None:
+    """Add one to the counter `key` of a `window`-second window: (count, seconds left), or None when the
+    cache is unavailable (Redis down must not lock everyone out; nginx still limits the rate)."""
     try:
-        attempts = cache.store.incr(key)
-        retry_after = cache.store.ttl(key)
-        if retry_after is None or retry_after < 0:
-            # The first attempt of a window (or one whose expiry was lost between INCR and EXPIRE,
-            # which would otherwise lock the client and username out for good).
+        count = cache.store.incr(key)
+        left = cache.store.ttl(key)
+        if left is None or left < 0:
+            # The first hit of a window (or one whose expiry was lost between INCR and EXPIRE, which
+            # would otherwise lock the client out for good).
             cache.store.expire(key, window)
-            retry_after = window
-    except Exception as exc:  # Redis down must not lock everyone out; nginx still limits the rate
+            left = window
+    except Exception as exc:
+        log.warning("login rate limiter unavailable: %s", exc)
+        return None
+    return count, left
+
+
+def _refuse_failing_client(client: str) -> None:
+    """TooManyRequests once `client` failed LOGIN_FAILURE_LIMIT password checks within the window."""
+    key = cache.key("login-failures", client)
+    try:
+        failures, left = int(cache.store.get(key) or 0), cache.store.ttl(key)
+    except Exception as exc:
         log.warning("login rate limiter unavailable: %s", exc)
         return
-    if attempts > limit:
-        raise TooManyRequests("too many login attempts, try again later", retry_after=max(1, retry_after))
+    if failures >= current_app.config["LOGIN_FAILURE_LIMIT"]:
+        raise TooManyRequests(
+            "too many failed password checks from this address, try again later",
+            retry_after=max(1, left or 1),
+        )
 
 
-def login(username: str, password: str) -> tuple[User, str, ApiToken]:
-    user = db.session.scalar(sa.select(User).where(User.username == username))
-    if not verify_password(user.password_hash if user else None, password) or not user.is_active:
-        log.info("login failed for username=%s", username[:64])
+def _count_failure(client: str) -> None:
+    _count(cache.key("login-failures", client), current_app.config["LOGIN_FAILURE_WINDOW_S"])
+
+
+def login(username: str, password: str, client: str = "-") -> tuple[User, str, ApiToken]:
+    """A login token for `username`, with two limits:
+    - LOGIN_RATE_LIMIT attempts per LOGIN_RATE_WINDOW_S per client and *account*: the name is resolved
+      first, so spellings the database takes for the same account ("admin ", "ädmin", "ＡＤＭＩＮ" on
+      MySQL's collation) share one budget;
+    - LOGIN_FAILURE_LIMIT failed logins per LOGIN_FAILURE_WINDOW_S per client, whatever the names tried.
+    Only the stored (normalised) name logs in: a variant the collation matches counts, but fails."""
+    config = current_app.config
+    name = normalise_username(username)
+    user = db.session.scalar(sa.select(User).where(User.username == name))
+    account = f"user:{user.id}" if user is not None else f"name:{name[:64]}"
+    _refuse_failing_client(client)
+    attempts = _count(cache.key("login", client, account), config["LOGIN_RATE_WINDOW_S"])
+    if attempts is not None and attempts[0] > config["LOGIN_RATE_LIMIT"]:
+        raise TooManyRequests("too many login attempts, try again later", retry_after=max(1, attempts[1]))
+    exact = user if user is not None and user.username == name else None
+    if not verify_password(exact.password_hash if exact else None, password) or not exact.is_active:
+        _count_failure(client)
+        log.info("login failed for username=%r from %s", username[:64], client)
         raise Unauthorized("invalid username or password")
     if password_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
@@ -230,7 +342,7 @@ def bootstrap_admin(username: str | None, password: str | None, email: str | Non
     """Create the first admin from the environment if that username does not exist yet."""
     if not username or not password:
         return None
-    existing = db.session.scalar(sa.select(User).where(User.username == username))
+    existing = db.session.scalar(sa.select(User).where(User.username == normalise_username(username)))
     if existing is not None:
         return None
     user = create_user(username, password, role="admin", email=email)

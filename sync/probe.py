@@ -25,9 +25,9 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
-from services.sites import status_accepted
+from services.sites import is_public_address, status_accepted, without_userinfo
 
 log = logging.getLogger(__name__)
 
@@ -270,13 +270,13 @@ class Prober:
                 next_url = urljoin(url, location.strip())
                 if urlsplit(next_url).scheme not in ("http", "https"):
                     raise ProbeError(
-                        "other", f"redirect to an unsupported URL: {_without_userinfo(next_url)[:200]}"
+                        "other", f"redirect to an unsupported URL: {without_userinfo(next_url)[:200]}"
                     )
-                result.redirects.append(_without_userinfo(next_url))
+                result.redirects.append(without_userinfo(next_url))
                 url = next_url
                 continue
             break
-        result.final_url = _without_userinfo(url)  # it ends up in findings: no password in there
+        result.final_url = without_userinfo(url)  # it ends up in findings: no password in there
         result.http_status = status
         result.headers = headers
         if not status_accepted(target.accepted_status, status):
@@ -300,12 +300,12 @@ class Prober:
     def _get(self, url: str, target: Target, guard: _Guard, authorization: str | None = None):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ProbeError("other", f"not an http(s) URL: {_without_userinfo(url)[:200]}")
+            raise ProbeError("other", f"not an http(s) URL: {without_userinfo(url)[:200]}")
         https = parts.scheme == "https"
         try:
             port = parts.port or (443 if https else 80)
         except ValueError:
-            raise ProbeError("other", f"bad port in {_without_userinfo(url)[:200]}") from None
+            raise ProbeError("other", f"bad port in {without_userinfo(url)[:200]}") from None
         host = _ascii_host(parts.hostname)
         host_header = f"[{host}]" if ":" in host else host
         if port != (443 if https else 80):
@@ -356,7 +356,7 @@ class Prober:
         except socket.gaierror as exc:
             raise ProbeError("dns", f"DNS lookup of {host} failed: {exc.strerror or exc}") from None
         if not self.allow_private:
-            allowed = [entry for entry in addresses if _public(entry[4][0])]
+            allowed = [entry for entry in addresses if is_public_address(entry[4][0])]
             if not allowed:
                 raise ProbeError(
                     "other",
@@ -426,23 +426,6 @@ def _basic_auth(url: str) -> str | None:
         return None
     pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
     return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
-
-
-def _without_userinfo(url: str) -> str:
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-
-
-def _public(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
 
 
 def _ascii_host(host: str) -> str:

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from services.extensions import db
 from services.models import Site
+from services.sites import join_credentials
 from sync.probe import Target
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ def claim_due(limit: int, lease_margin_s: float, now: datetime | None = None) ->
         sa.select(
             Site.id,
             Site.url,
+            Site.url_password,
             Site.timeout_s,
             Site.accepted_status,
             Site.keyword,
@@ -95,7 +97,7 @@ def claim_due(limit: int, lease_margin_s: float, now: datetime | None = None) ->
             Claim(
                 target=Target(
                     site_id=row.id,
-                    url=row.url,
+                    url=join_credentials(row.url, row.url_password),
                     timeout_s=row.timeout_s,
                     accepted_status=row.accepted_status,
                     keyword=row.keyword,

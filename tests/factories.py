@@ -7,6 +7,7 @@ from services.config import API_PREFIX
 from services.extensions import db
 from services.models import ApiToken, Site, SiteMember, User
 from services.security import hash_password, hash_token, new_token
+from services.sites import split_credentials
 
 PASSWORD = "correct horse battery"
 _sequence = itertools.count(1)
@@ -54,6 +55,7 @@ def create_site(owner: User, **fields) -> Site:
     number = next(_sequence)
     values = {"name": f"site {number}", "url": f"https://site{number}.example.test/"}
     values.update(fields)
+    values["url"], values["url_password"] = split_credentials(values["url"])  # as services.sites stores it
     site = Site(owner_id=owner.id, **values)
     db.session.add(site)
     db.session.commit()

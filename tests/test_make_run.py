@@ -15,6 +15,8 @@ from services.config import API_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 
+ADMIN_PASSWORD = "first-run-passphrase"  # one the password rules accept
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -36,7 +38,7 @@ def running(tmp_path):
         DATA_DIR=str(tmp_path / "data"),
         LOG_DIR=str(tmp_path / "log"),
         CLOUDEYE_ADMIN_USERNAME="admin",
-        CLOUDEYE_ADMIN_PASSWORD="first-admin-password",
+        CLOUDEYE_ADMIN_PASSWORD=ADMIN_PASSWORD,
     )
     output = open(tmp_path / "run.out", "wb")  # noqa: SIM115 - closed in the teardown
     process = subprocess.Popen(
@@ -78,9 +80,13 @@ def test_make_run_serves_the_api_on_sqlite_without_redis(running):
     ready = requests.get(base + "/readyz").json()
     assert ready == {"status": "ready", "db": "ok", "redis": "disabled", "migrations": "ok"}
     login = requests.post(
-        base + API_PREFIX + "/users/login", json={"username": "admin", "password": "first-admin-password"}
+        base + API_PREFIX + "/users/login", json={"username": "admin", "password": ADMIN_PASSWORD}
     )
     assert login.status_code == 200
+    # no nginx in front: the app's own security headers, and no cache may keep the token
+    assert login.headers["X-Content-Type-Options"] == "nosniff" and login.headers["X-Frame-Options"] == "DENY"
+    assert "default-src 'none'" in login.headers["Content-Security-Policy"]
+    assert login.headers["Cache-Control"] == "no-store"
     headers = {"Authorization": "Bearer " + login.json()["token"]}
     site = requests.post(
         base + API_PREFIX + "/sites", json={"name": "self", "url": base + "/healthz"}, headers=headers
@@ -106,9 +112,7 @@ def test_make_run_serves_the_api_on_sqlite_without_redis(running):
     form = console.get(base + "/login", headers={"Accept-Language": "zh-CN"})
     assert "登录 cloudeye" in form.text
     token = re.search(r'name="csrf_token"(?: type="hidden")? value="([^"]+)"', form.text).group(1)
-    console.post(
-        base + "/login", data={"username": "admin", "password": "first-admin-password", "csrf_token": token}
-    )
+    console.post(base + "/login", data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token})
     overview = console.get(base + "/", headers={"Accept-Language": "en"})
     assert overview.status_code == 200 and ">self</a>" in overview.text
     for asset in re.findall(r'(?:href|src)="(/assets/[^"]+)"', overview.text):

@@ -1,8 +1,7 @@
 """Blueprint v1, mounted at API_PREFIX (/api/cloudeye/v1), with one nested blueprint per resource."""
 
-from flask_smorest import Blueprint
-
 from api.auth import authenticate_request
+from api.common import Blueprint
 from services.config import API_PREFIX
 
 

@@ -1,5 +1,6 @@
-"""The console blueprint: hooks shared by every page (who is logged in, CSRF on every POST, security
-headers) and HTML error pages. The pages themselves are in the modules imported at the end."""
+"""The console blueprint: hooks shared by every page (who is logged in, CSRF on every POST, the page's
+policy and cache headers) and HTML error pages. The pages themselves are in the modules imported at the
+end."""
 
 import logging
 
@@ -38,14 +39,15 @@ def _before():
 
 @bp.after_request
 def _headers(response):
+    """What is the console's own: the policy of an HTML page (not the app's default one, made for JSON)
+    and what caches may keep. It runs before the app's hook (api/headers.py), which adds the other
+    security headers and `Cache-Control: no-store` to whatever has no Cache-Control yet; a view may set
+    its own of either (the public pages and the badge do)."""
     headers = response.headers
     headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    if request.endpoint == "console.static":
-        if request.args.get("v"):  # a fingerprinted URL (console.filters.asset): it never changes
-            headers["Cache-Control"] = f"public, max-age={ASSET_MAX_AGE}, immutable"
+    if request.endpoint == "console.static" and request.args.get("v"):
+        # a fingerprinted URL (console.filters.asset): it never changes
+        headers["Cache-Control"] = f"public, max-age={ASSET_MAX_AGE}, immutable"
     elif request.endpoint not in PUBLIC_ENDPOINTS:
         headers["Cache-Control"] = "no-store"  # pages of a logged-in user stay out of shared caches
     return response

@@ -1,4 +1,4 @@
-"""Logging in and out (the API's accounts and login rate limit), and the language switch."""
+"""Logging in and out (the API's accounts and login limits), and the language switch."""
 
 from flask import g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -32,8 +32,8 @@ def login():
             status = 401
         else:
             try:
-                users.check_login_rate(client_address(), username)
-                _user, secret, _token = users.login(username, password)
+                # The API's login: the same limits, per client and account and per client's failures.
+                _user, secret, _token = users.login(username, password, client_address())
             except TooManyRequests as exc:
                 form.form_errors.append(_("Too many login attempts, try again later."))
                 status, headers = 429, {"Retry-After": str(exc.retry_after)}

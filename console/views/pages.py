@@ -7,7 +7,7 @@ from marshmallow import ValidationError
 
 from console.auth import current_user, login_required, safe_next
 from console.diff import parse_unified
-from console.forms import EventForm, FindingForm, ImportForm, SiteForm, apply_errors
+from console.forms import EventForm, FindingForm, ImportForm, SiteForm, apply_errors, load_form
 from console.views import bp
 from services import dashboard, findings, imports, sites, tamper, usability
 from services.errors import Conflict, DomainError, Invalid
@@ -16,6 +16,7 @@ from services.findings import DEFAULT_SORT, SORTS
 from services.models import FINDING_STATUSES, FORMATS, SEVERITIES, SITE_STATES
 from services.paging import paginate
 from services.schemas import SiteWriteSchema
+from services.uploads import accepts_upload, offload
 
 PER_PAGE = 25
 FINDINGS_PER_PAGE = 50
@@ -84,7 +85,7 @@ def site_chart(site_id):
 
 def _load_site_body(form: SiteForm) -> dict | None:
     try:
-        return SiteWriteSchema().load(form.body(request.form))
+        return load_form(SiteWriteSchema(), form.body(request.form))
     except ValidationError as exc:
         apply_errors(form, exc.messages)
         return None
@@ -123,8 +124,9 @@ def site_edit(site_id):
     data = _load_site_body(form)
     if data is not None:
         # Only what changed: an untouched interval must not move the next check, nor an untouched URL
-        # take a new tamper baseline.
-        changes = {name: value for name, value in data.items() if getattr(site_, name) != value}
+        # take a new tamper baseline (the URL as the form showed it, its password masked).
+        shown = {name: sites.masked_url(site_) if name == "url" else getattr(site_, name) for name in data}
+        changes = {name: value for name, value in data.items() if shown[name] != value}
         try:
             sites.update_site(user, site_id, changes)
         except Invalid as exc:
@@ -273,6 +275,7 @@ def finding_update(finding_id):
 
 
 @bp.post("/sites/<id:site_id>/imports")
+@accepts_upload("MAX_UPLOAD_BYTES")  # every other page takes MAX_REQUEST_BYTES
 @login_required
 def site_import(site_id):
     user = current_user()
@@ -292,6 +295,7 @@ def site_import(site_id):
                 format=report_format,
                 close_missing="close_missing" in request.form,
                 filename=upload.filename,
+                offload=offload,  # the report is parsed off gevent's event loop, as the API's import
             )
         except DomainError as exc:
             if exc.status not in (413, 422):

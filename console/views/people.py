@@ -1,16 +1,17 @@
-"""Users (admins) and API tokens (everyone's own)."""
+"""Users (admins), and everyone's own password and API tokens."""
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 
 from console.auth import current_user, login_required
-from console.forms import TokenForm, UserCreateForm, UserEditForm, apply_errors
+from console.forms import PasswordForm, TokenForm, UserCreateForm, UserEditForm, apply_errors, load_form
 from console.views import bp
 from services import users
-from services.errors import Conflict, Invalid
+from services.clients import client_address
+from services.errors import Conflict, Invalid, TooManyRequests
 from services.extensions import db
-from services.schemas import TokenCreateSchema, UserCreateSchema, UserUpdateSchema
+from services.schemas import PasswordChangeSchema, TokenCreateSchema, UserCreateSchema, UserUpdateSchema
 
 
 def _admin():
@@ -40,7 +41,7 @@ def user_new():
         "role": request.form.get("role", ""),
     }
     try:
-        created = users.create_user(**UserCreateSchema().load(body))
+        created = users.create_user(**load_form(UserCreateSchema(), body))
     except ValidationError as exc:
         apply_errors(form, exc.messages)
     except (Conflict, Invalid) as exc:
@@ -69,15 +70,27 @@ def user_edit(user_id):
     }
     if request.form.get("password"):
         body["password"] = request.form["password"]
+        body["revoke_api_tokens"] = "revoke_api_tokens" in request.form
     try:
-        users.update_user(actor, target, UserUpdateSchema().load(body))
+        # The admin's own console session goes on when they change their own password.
+        saved = users.update_user(actor, target, load_form(UserUpdateSchema(), body), keep=g.token)
     except ValidationError as exc:
         apply_errors(form, exc.messages)
     except (Conflict, Invalid) as exc:
         db.session.rollback()
         apply_errors(form, exc.errors or {"_schema": [exc.message]})
     else:
-        flash(_("User %(name)s saved.", name=target.username), "success")
+        revoked = saved.tokens_revoked
+        if revoked:
+            message = _(
+                "User %(name)s saved: %(login)s login sessions ended, %(api)s API tokens revoked.",
+                name=saved.username,
+                login=revoked["login"],
+                api=revoked["api"],
+            )
+        else:
+            message = _("User %(name)s saved.", name=saved.username)
+        flash(message, "success")
         return redirect(url_for("console.users"))
     return render_template("console/user_form.html", form=form, target=users.get_user(user_id)), 422
 
@@ -95,6 +108,53 @@ def user_delete(user_id):
     return redirect(url_for("console.users"))
 
 
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+def password():
+    """The caller's own password, as POST /users/me/password: the current one is required (a wrong one
+    counts as a failed login of this client), every other session ends, and the API tokens too unless
+    unticked; this session goes on."""
+    form = PasswordForm()
+    status, headers = 200, {}
+    if request.method == "POST":
+        body = {
+            "current_password": request.form.get("current_password", ""),
+            "new_password": request.form.get("new_password", ""),
+            "revoke_api_tokens": "revoke_api_tokens" in request.form,
+        }
+        try:
+            data = load_form(PasswordChangeSchema(), body)
+            revoked = users.change_own_password(
+                current_user(),
+                data["current_password"],
+                data["new_password"],
+                g.token,
+                client=client_address(),
+                revoke_api_tokens=data["revoke_api_tokens"],
+            )
+        except ValidationError as exc:
+            apply_errors(form, exc.messages)
+            status = 422
+        except Invalid as exc:
+            db.session.rollback()
+            apply_errors(form, exc.errors or {"_schema": [exc.message]})
+            status = 422
+        except TooManyRequests as exc:
+            form.form_errors.append(_("Too many wrong passwords from this address, try again later."))
+            status, headers = 429, {"Retry-After": str(exc.retry_after)}
+        else:
+            flash(
+                _(
+                    "Password changed: %(login)s other login sessions ended, %(api)s API tokens revoked.",
+                    login=revoked["login"],
+                    api=revoked["api"],
+                ),
+                "success",
+            )
+            return redirect(url_for("console.password"))
+    return render_template("console/password.html", form=form), status, headers
+
+
 @bp.route("/tokens", methods=["GET", "POST"])
 @login_required
 def tokens():
@@ -107,7 +167,7 @@ def tokens():
             "expires_in_days": request.form.get("expires_in_days", "").strip() or None,
         }
         try:
-            data = TokenCreateSchema().load(body)
+            data = load_form(TokenCreateSchema(), body)
         except ValidationError as exc:
             apply_errors(form, exc.messages)
             status = 422

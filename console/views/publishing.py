@@ -6,7 +6,7 @@ from flask_babel import gettext as _
 from marshmallow import ValidationError
 
 from console.auth import current_user, login_required
-from console.forms import StatusPageForm, apply_errors
+from console.forms import StatusPageForm, apply_errors, load_form
 from console.views import bp
 from services import sites, status_pages
 from services.cache import Memo
@@ -65,7 +65,7 @@ def status_page_new():
     if request.method == "GET":
         return _render_form(form, None, set())
     try:
-        page = status_pages.create_page(user, StatusPageWriteSchema().load(_body()))
+        page = status_pages.create_page(user, load_form(StatusPageWriteSchema(), _body()))
     except ValidationError as exc:
         apply_errors(form, exc.messages)
     except (Conflict, Invalid) as exc:
@@ -86,7 +86,7 @@ def status_page_edit(page_id):
         form.slug.data, form.title.data, form.description.data = page.slug, page.title, page.description
         return _render_form(form, page, set(page.site_ids))
     try:
-        status_pages.update_page(user, page_id, StatusPageWriteSchema().load(_body()))
+        status_pages.update_page(user, page_id, load_form(StatusPageWriteSchema(), _body()))
     except ValidationError as exc:
         apply_errors(form, exc.messages)
     except (Conflict, Invalid) as exc:

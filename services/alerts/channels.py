@@ -14,7 +14,7 @@ import time
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import current_app
@@ -229,16 +229,6 @@ def _invisible(owner: User, site_ids: list[int]) -> list[int]:
 
 def masked_url(channel: Channel) -> str:
     return transports.mask(channel.url)
-
-
-def without_userinfo(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 # --- the test send (the one send made from a request) -------------------------------------------------

@@ -29,7 +29,7 @@ from services.alerts import channels as channel_rules
 from services.alerts.messages import console_link, render
 from services.extensions import db
 from services.models import SEVERITY_RANK, Channel, Notification, Site, User
-from services.sites import get_site
+from services.sites import get_site, without_userinfo
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
@@ -51,7 +51,7 @@ def site_snapshot(site: Site | None) -> dict | None:
     without credentials)."""
     if site is None:
         return None
-    return {"id": site.id, "name": site.name, "url": channel_rules.without_userinfo(site.url)}
+    return {"id": site.id, "name": site.name, "url": without_userinfo(site.url)}
 
 
 def enqueue(events: list[Event]) -> int:

@@ -18,7 +18,10 @@ class Site(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(sa.String(200))
+    # The URL without the password of its userinfo, which is kept apart (services.sites: answers, the
+    # `q` filter and log lines read `url`, only the probe reads both).
     url: Mapped[str] = mapped_column(sa.String(2048))
+    url_password: Mapped[str | None] = mapped_column(sa.String(2048))
     check_interval_s: Mapped[int] = mapped_column(default=60)
     timeout_s: Mapped[int] = mapped_column(default=10)
     accepted_status: Mapped[str] = mapped_column(sa.String(100), default="200-399")

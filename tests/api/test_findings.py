@@ -276,18 +276,18 @@ def test_import_into_a_missing_site_is_404(operator):
 
 
 def test_too_large_reports_are_413(app, operator, site):
-    saved = (app.config["MAX_REPORT_BYTES"], app.config["MAX_CONTENT_LENGTH"])
+    saved = (app.config["MAX_REPORT_BYTES"], app.config["MAX_UPLOAD_BYTES"])
     try:
-        # Beyond the report limit but within the request limit: the engine stops reading.
+        # Beyond the report limit but within the upload limit: the engine stops reading.
         app.config["MAX_REPORT_BYTES"] = 1000
-        app.config["MAX_CONTENT_LENGTH"] = 1_000_000
+        app.config["MAX_UPLOAD_BYTES"] = 1_000_000
         response = upload(operator, site.id, nuclei_report(50))
         assert response.status_code == 413 and "larger than" in response.get_json()["message"]
-        # Beyond the request limit: refused before the view runs.
-        app.config["MAX_CONTENT_LENGTH"] = 2000
+        # Beyond the upload limit: refused before the view runs.
+        app.config["MAX_UPLOAD_BYTES"] = 2000
         assert upload(operator, site.id, nuclei_report(50)).status_code == 413
     finally:
-        app.config["MAX_REPORT_BYTES"], app.config["MAX_CONTENT_LENGTH"] = saved
+        app.config["MAX_REPORT_BYTES"], app.config["MAX_UPLOAD_BYTES"] = saved
     assert state() == ([], 0)
 
 
@@ -540,3 +540,11 @@ def test_openapi_documents_the_multipart_import(client):
     assert "201" in post["responses"] and "422" in post["responses"]
     parameters = {p["name"] for p in spec["paths"][API_PREFIX + "/bugs"]["get"]["parameters"]}
     assert {"site_id", "severity", "status", "scanner", "q", "sort", "page", "per_page"} <= parameters
+
+
+def test_a_report_larger_than_the_limit_of_other_requests_is_imported(app, operator, site):
+    report = nuclei_report(3000)
+    assert len(report) > app.config["MAX_REQUEST_BYTES"]
+    response = upload(operator, site.id, report)
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["created"] == 3000

@@ -4,14 +4,19 @@ documented content type, and a body that matches the documented schema.
 
 It runs in-process (WSGI) on the real MariaDB and Redis, as an admin and as an operator. Every operation
 starts from the same freshly seeded world (users, shared and unshared sites, checks, incidents, tamper
-events, findings, API tokens), and generated ids are often swapped for ids of that world, so requests reach
-existing rows and not only 404s. Each example gets a fresh API token, so examples that log out, revoke
+events, findings, API tokens, channels, a notification, maintenance windows, status pages), and generated
+ids and slugs are often swapped for those of that world, so requests reach existing rows and not only 404s. Each example gets a fresh API token, so examples that log out, revoke
 tokens or change the caller's password cannot disarm the examples after them.
 
-Bounded and reproducible: a fixed number of examples per operation, derandomized, no deadline.
+Bounded and reproducible: a fixed number of examples per operation, derandomized, no deadline. `make test`
+runs EXAMPLES_PER_OPERATION (30) of each mode per operation, and checks that every operation was reached;
+`make fuzz` runs CLOUDEYE_FUZZ_EXAMPLES of them and asks for at least CLOUDEYE_FUZZ_MIN_REQUESTS requests in
+all. Each run prints how many requests it sent.
 """
 
+import gzip
 import ipaddress
+import os
 import socket
 import traceback
 from datetime import UTC, datetime, timedelta
@@ -32,6 +37,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 from schemathesis.core.parameters import ParameterLocation
+from werkzeug.datastructures import Headers
+from werkzeug.test import run_wsgi_app
 
 from services import usability
 from services.cache import cache
@@ -45,6 +52,8 @@ from services.models import (
     MaintenanceSite,
     MaintenanceWindow,
     Notification,
+    StatusPage,
+    StatusPageSite,
     TamperEvent,
     User,
 )
@@ -53,7 +62,33 @@ from services.usability import CheckResult
 from tests.factories import create_site, create_user, share, token_for
 
 SPEC_PATH = API_PREFIX + "/openapi.json"
-EXAMPLES_PER_OPERATION = 30
+EXAMPLES_PER_OPERATION = int(os.environ.get("CLOUDEYE_FUZZ_EXAMPLES") or 30)
+MIN_REQUESTS = int(os.environ.get("CLOUDEYE_FUZZ_MIN_REQUESTS") or 0)
+
+
+class CountingApp:
+    """The app as schemathesis calls it, counting the requests it answers (the checks send some too).
+
+    Like an HTTP client, it undoes a gzip Content-Encoding before the checks read the body (the public
+    status JSON is sent pre-compressed to clients that accept it, and schemathesis asks for gzip but reads
+    a WSGI answer as it is)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.requests = 0
+
+    def __call__(self, environ, start_response):
+        self.requests += 1
+        body, status, headers = run_wsgi_app(self.app, environ, buffered=True)
+        headers = Headers(headers)
+        if headers.get("Content-Encoding") == "gzip":
+            body = [gzip.decompress(b"".join(body))]
+            del headers["Content-Encoding"]
+            headers["Content-Length"] = str(len(body[0]))
+        start_response(status, headers.to_wsgi_list())
+        return body
+
+
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -75,7 +110,9 @@ IDS = {
     "token": [9501, 9502],  # API tokens of the admin and the operator
     "channel": [9601, 9602, 9603],  # the operator's (a webhook, an Apprise URL), the other operator's
     "window": [9801, 9802, 9803],  # the operator's one-off and weekly windows, the other operator's
+    "page": [9701, 9702],  # status pages: the operator's (its own site), the other operator's (a hidden site)
 }
+SLUGS = ["fuzz-status", "fuzz-other"]  # of those pages: public reads find them, new pages collide (409)
 # Channels of the seeded world send (POST /channels/{id}/test) to a loopback port nobody listens on.
 NOWHERE = "http://127.0.0.1:9/hook"
 CALLERS = {"admin": 9001, "operator": 9002}
@@ -92,6 +129,7 @@ KNOWN_VALUES = {
     "timezone": ["UTC", "Asia/Shanghai"],
     "start_time": ["02:00", "23:30"],
     "weekdays": [["mon"], ["sat", "sun"]],
+    "slug": SLUGS,
 }
 
 
@@ -221,6 +259,12 @@ class World:
                 window.starts_at, window.ends_at = now, now + timedelta(hours=1)
             window.sites = [MaintenanceSite(site_id=site.id)]
             db.session.add(window)
+        for page_id, owner, site, slug in zip(
+            IDS["page"], (operator, other), (own, hidden), SLUGS, strict=True
+        ):
+            page = StatusPage(id=page_id, owner_id=owner.id, slug=slug, title="seeded")
+            page.entries = [StatusPageSite(site_id=site.id)]
+            db.session.add(page)
         for token_id, user in zip(IDS["token"], (admin, operator), strict=True):
             db.session.add(
                 ApiToken(
@@ -279,14 +323,19 @@ def _auth_headers(case, world: World, role: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def api_schema(app):
-    schema = schemathesis.openapi.from_wsgi(SPEC_PATH, app)
+def counting_app(app):
+    return CountingApp(app)
+
+
+@pytest.fixture(scope="module")
+def api_schema(counting_app):
+    schema = schemathesis.openapi.from_wsgi(SPEC_PATH, counting_app)
     # Authorization stays valid; missing and wrong credentials are probed by the ignored_auth check.
     schema.config.generation.update(with_security_parameters=False)
     return schema
 
 
-def _fuzz(operation, mode: GenerationMode, world: World, app) -> str | None:
+def _fuzz(operation, mode: GenerationMode, world: World, app: CountingApp) -> str | None:
     """Run the examples of one operation; the (shrunk) failure as text, or None."""
 
     @given(
@@ -321,11 +370,27 @@ def _fuzz(operation, mode: GenerationMode, world: World, app) -> str | None:
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=lambda m: m.value)
-def test_every_operation_answers_within_its_contract(api_schema, world, app, mode):
+def test_every_operation_answers_within_its_contract(api_schema, world, counting_app, mode):
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) > 20, "the OpenAPI document lost its operations"
-    failures = [failure for op in operations if (failure := _fuzz(op, mode, world, app))]
+    failures, unreached = [], []
+    for operation in operations:
+        before = counting_app.requests
+        if failure := _fuzz(operation, mode, world, counting_app):
+            failures.append(failure)
+        elif counting_app.requests == before and mode == GenerationMode.POSITIVE:
+            unreached.append(operation.label)
     assert not failures, "\n\n".join(failures)
+    assert not unreached, f"operations the fuzzer never called: {unreached}"
+
+
+def test_the_run_sent_enough_requests(counting_app):
+    """After both modes (file order): the total, printed for the record and checked against make fuzz's
+    minimum."""
+    print(
+        f"\nfuzz: {counting_app.requests} requests, {EXAMPLES_PER_OPERATION} examples per operation and mode"
+    )
+    assert counting_app.requests >= max(MIN_REQUESTS, 1)
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,7 @@ CONTRACT = [
     ("get", "/users/{user_id}"),
     ("patch", "/users/{user_id}"),
     ("delete", "/users/{user_id}"),
+    ("post", "/users/me/password"),
     ("get", "/users/me/tokens"),
     ("post", "/users/me/tokens"),
     ("delete", "/users/me/tokens/{token_id}"),
@@ -156,8 +157,15 @@ def test_docs_page_is_public_html_that_loads_the_document(app):
     page.feed(response.get_data(as_text=True))
     assert {"html", "title", "script"} <= set(page.tags)
     assert "openapi.json" in page.links
-    assert page.scripts == []  # nothing loaded from a CDN: works on an offline host
-    assert 'fetch("openapi.json")' in response.get_data(as_text=True)
+    assert page.scripts == ["docs.js"]  # from this origin, nothing from a CDN: works on an offline host
+    assert "<style>" not in response.get_data(as_text=True)  # no inline style or script: a strict CSP holds
+    policy = response.headers["Content-Security-Policy"]
+    assert (
+        "'unsafe-inline'" not in policy and "script-src 'self'" in policy and "connect-src 'self'" in policy
+    )
+    script = app.test_client().get(f"{API_PREFIX}/docs.js")
+    assert script.mimetype == "text/javascript" and 'fetch("openapi.json")' in script.get_data(as_text=True)
+    assert app.test_client().get(f"{API_PREFIX}/docs.css").mimetype == "text/css"
 
 
 @pytest.mark.parametrize(
@@ -182,7 +190,7 @@ def test_everything_else_needs_a_token(app, spec):
 
 def test_the_document_states_the_rules_the_server_enforces(spec):
     from services.sites import LIST_LIMITS, NUMBER_RANGES, TEXT_LENGTHS
-    from services.users import PASSWORD_LENGTH, USERNAME_PATTERN
+    from services.users import PASSWORD_LENGTH, USERNAME_LENGTH
 
     schemas = spec["components"]["schemas"]
     assert schemas["FindingUpdate"]["minProperties"] == 1
@@ -195,7 +203,10 @@ def test_the_document_states_the_rules_the_server_enforces(spec):
         assert site[name]["maxItems"] == most, name
         assert (site[name]["items"]["minLength"], site[name]["items"]["maxLength"]) == (shortest, longest)
     assert site["url"]["format"] == "uri" and site["check_interval_s"]["default"] == 60
+    patch = schemas["SiteUpdate"]["properties"]  # a PATCH leaves out what keeps its value: no defaults
+    assert not [name for name, field in patch.items() if "default" in field]
+    assert patch["check_interval_s"]["minimum"] == NUMBER_RANGES["check_interval_s"][0]
     user = schemas["UserCreate"]["properties"]
-    assert user["username"]["pattern"] == USERNAME_PATTERN
+    assert (user["username"]["minLength"], user["username"]["maxLength"]) == USERNAME_LENGTH
     assert (user["password"]["minLength"], user["password"]["maxLength"]) == PASSWORD_LENGTH
     assert user["email"]["format"] == "email"

@@ -1,3 +1,4 @@
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -5,7 +6,7 @@ import pytest
 from services.extensions import db
 from services.models import Site
 from tests.api.helpers import statements
-from tests.factories import create_site, create_user, share
+from tests.factories import MATRIX_READERS, MATRIX_WRITERS, create_site, create_user, role_matrix, share
 
 VALID = {"name": "Shop", "url": "https://shop.example.test/"}
 
@@ -62,6 +63,17 @@ def test_invalid_sites_are_422_with_field_errors(operator, body):
     response = operator.post("/sites", json=body)
     assert response.status_code == 422
     assert response.get_json()["errors"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [("a{3000000}", "invalid repetition size"), ("(?<=x)y", "invalid perl operator")],
+)
+def test_ignore_patterns_the_engine_refuses_are_422_with_its_reason(operator, pattern, reason):
+    response = operator.post("/sites", json={**VALID, "tamper_ignore": [r"\d+", pattern]})
+    body = answer(response, 422)
+    assert reason in " ".join(body["errors"]["tamper_ignore"])
+    assert operator.get("/sites").get_json()["total"] == 0
 
 
 def test_malformed_json_is_400(operator):
@@ -211,7 +223,10 @@ class TestAccessMatrix:
         assert answer(operator.put(path, json={"permission": "write"}))["permission"] == "write"
         assert operator.put(path, json={"permission": "owner"}).status_code == 422
         members = operator.get(f"/sites/{site.id}/members").get_json()
-        assert members["total"] == 1 and members["items"][0]["username"] == viewer.user.username
+        assert members["total"] == 1 and members["items"][0]["user_id"] == viewer.user.id
+        assert members["items"][0]["username"] is None  # users are admins' to list
+        assert answer(admin.get(f"/sites/{site.id}/members"))["items"][0]["username"] == viewer.user.username
+        assert answer(viewer.get(f"/sites/{site.id}/members"))["items"][0]["username"] == viewer.user.username
         assert answer(viewer.get(f"/sites/{site.id}/members"))["items"][0]["permission"] == "write"
         assert (
             viewer.put(
@@ -234,20 +249,72 @@ class TestAccessMatrix:
         assert viewer.get(f"/sites/{site.id}").status_code == 404
 
 
-def test_the_member_list_reads_the_members_users_with_the_page(operator):
+def test_the_member_list_reads_the_members_users_with_the_page(admin, operator):
     """No query per member for their usernames: the same number of statements for 1 or 8 members."""
     site = create_site(operator.user)
 
     def member_list_statements():
         db.session.expire_all()  # the request shares this session: nothing may come from its memory
         with statements() as sent:
-            body = operator.get(f"/sites/{site.id}/members").get_json()
+            body = admin.get(f"/sites/{site.id}/members").get_json()
         assert all(item["username"] for item in body["items"])
         return len(sent)
 
     share(site, create_user("viewer"))
-    operator.get("/users/me")  # the token's last use is written once, not in the measured requests
+    admin.get("/users/me")  # the token's last use is written once, not in the measured requests
     one = member_list_statements()
     for _ in range(7):
         share(site, create_user("viewer"))
     assert member_list_statements() == one
+
+
+SECRET_URL = "https://watch:s3cr3t-pw@shop.example.test/admin"
+MASKED_URL = "https://watch:***@shop.example.test/admin"
+
+
+def test_a_password_in_the_url_is_shown_only_to_those_who_may_change_the_site(client, operator, caplog):
+    with caplog.at_level(logging.DEBUG):
+        created = answer(operator.post("/sites", json={"name": "Shop", "url": SECRET_URL}), 201)
+        assert created["url"] == SECRET_URL
+        site = db.session.get(Site, created["id"])
+        callers = role_matrix(client, operator, site)
+        for role in sorted(MATRIX_READERS):
+            expected = SECRET_URL if role in MATRIX_WRITERS else MASKED_URL
+            caller = callers[role]
+            assert answer(caller.get(f"/sites/{site.id}"))["url"] == expected, role
+            assert [item["url"] for item in answer(caller.get("/sites"))["items"]] == [expected], role
+            # the password is never something to search for; the rest of the URL is
+            assert answer(caller.get("/sites?q=s3cr3t"))["total"] == 0, role
+            assert answer(caller.get("/sites?q=watch"))["total"] == 1, role
+        renamed = answer(callers["operator_write"].patch(f"/sites/{site.id}", json={"name": "Shop 2"}))
+        assert renamed["url"] == SECRET_URL  # a change that leaves the URL keeps its password
+    assert "s3cr3t" not in caplog.text
+
+
+def test_the_masked_password_sent_back_keeps_the_stored_one(operator):
+    """A URL as readers and the console see it (`***` for the password) changes the rest, not the password."""
+    site = answer(operator.post("/sites", json={"name": "Shop", "url": SECRET_URL}), 201)
+    moved = MASKED_URL.replace("/admin", "/login")
+    changed = answer(operator.patch(f"/sites/{site['id']}", json={"url": moved}))
+    assert changed["url"] == SECRET_URL.replace("/admin", "/login")
+    assert stored(site["id"]).url_password == "s3cr3t-pw"
+
+
+def test_a_new_url_without_a_password_drops_the_old_one(operator):
+    site = answer(operator.post("/sites", json={"name": "Shop", "url": SECRET_URL}), 201)
+    changed = answer(operator.patch(f"/sites/{site['id']}", json={"url": "https://shop.example.test/"}))
+    assert changed["url"] == "https://shop.example.test/" and stored(site["id"]).url_password is None
+
+
+def test_sharing_by_id_does_not_tell_an_operator_who_the_user_is(operator):
+    """Trying ids one after the other must not list the users' names (404 vs 201 says only that an id
+    exists; the answer names nobody)."""
+    site = create_site(operator.user)
+    others = [create_user("viewer", username=f"secret-name-{n}") for n in range(3)]
+    for other in others:
+        response = operator.put(f"/sites/{site.id}/members/{other.id}", json={"permission": "read"})
+        body = answer(response, 201)
+        assert body["user_id"] == other.id and body["username"] is None
+        assert "secret-name" not in response.get_data(as_text=True)
+    listed = operator.get(f"/sites/{site.id}/members").get_data(as_text=True)
+    assert "secret-name" not in listed

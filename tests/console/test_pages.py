@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from services import status_pages
+from services import status_pages, users
 from services.extensions import db
 from services.models import ApiToken, Finding, Site, StatusPage, TamperEvent, User
+from services.security import hash_token
 from tests.api.helpers import statements
 from tests.console.conftest import csrf_of
-from tests.factories import PASSWORD, create_site, create_user, share
+from tests.factories import PASSWORD, api, create_site, create_user, share, token_for
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 VALID_SITE = {
@@ -138,6 +139,41 @@ def test_the_login_rate_limit_is_the_apis(app, ctx):
         assert "Too many login attempts" in text(right)
     finally:
         app.config["LOGIN_RATE_LIMIT"] = saved
+
+
+def test_console_and_api_logins_share_the_limits(app, ctx):
+    """One budget whichever door is used: failed logins per client (the console's and the API's count
+    together, the client named by the trusted proxy's X-Real-IP), and attempts per account, whatever
+    spelling of the name is tried."""
+    saved = app.config["LOGIN_FAILURE_LIMIT"], app.config["LOGIN_RATE_LIMIT"]
+    app.config["LOGIN_FAILURE_LIMIT"], app.config["LOGIN_RATE_LIMIT"] = 4, 3
+    try:
+        user = create_user("operator", username="victim")
+        client = app.test_client()
+        token = csrf_of(client.get("/login"))
+
+        def console_login(username, password, ip):
+            data = {"username": username, "password": password, "csrf_token": token}
+            return client.post("/login", data=data, headers={"X-Real-IP": ip}).status_code
+
+        def api_login(username, password, ip):
+            body = {"username": username, "password": password}
+            return client.post(api("/users/login"), json=body, headers={"X-Real-IP": ip}).status_code
+
+        assert [console_login(f"nobody{n}", "wrong", "10.7.7.7") for n in range(2)] == [401, 401]
+        assert [api_login(f"nobody{n}", "wrong", "10.7.7.7") for n in range(2, 4)] == [401, 401]
+        assert console_login(user.username, PASSWORD, "10.7.7.7") == 429  # four failures from there
+        assert api_login(user.username, PASSWORD, "10.7.7.7") == 429
+        # Another client: its own failures, but the account's attempts are shared across spellings.
+        assert [api_login("victim", "wrong", "10.7.7.8"), console_login("VICTIM ", "wrong", "10.7.7.8")] == [
+            401,
+            401,
+        ]
+        assert console_login("ｖｉｃｔｉｍ", "wrong", "10.7.7.8") == 401
+        assert console_login("victim", PASSWORD, "10.7.7.8") == 429  # the account's 4th attempt
+        assert console_login("victim", PASSWORD, "10.7.7.9") == 302
+    finally:
+        app.config["LOGIN_FAILURE_LIMIT"], app.config["LOGIN_RATE_LIMIT"] = saved
 
 
 def test_a_deactivated_user_is_logged_out(console_as):
@@ -311,7 +347,11 @@ def test_a_site_is_created_with_the_forms_values(operator_console):
             "'399-200' must be within 100-599, low before high",
         ),
         ({"tamper_threshold": "1.5"}, "tamper_threshold", "must be between 0.0 and 1.0"),
-        ({"tamper_ignore": "ok\n("}, "tamper_ignore", "'(' is not a valid regular expression"),
+        (
+            {"tamper_ignore": "ok\n("},
+            "tamper_ignore",
+            "'(' is refused by the pattern engine (RE2 syntax): missing )",
+        ),
         ({"name": "x\x00"}, "name", "must not contain NUL characters"),
     ],
 )
@@ -361,6 +401,45 @@ def test_editing_changes_only_what_changed(operator_console):
     assert edited.name == "After" and edited.next_check_at == due and edited.baseline_requested_at is None
     bad = operator_console.post(f"/sites/{site.id}/edit", data={**VALID_SITE, "url": "nope"})
     assert bad.status_code == 422 and "http/https only" in errors_in(bad)
+
+
+SECRET_URL = "https://watch:s3cr3t-pw@shop.example.test/admin"
+MASKED_URL = "https://watch:***@shop.example.test/admin"
+
+
+def test_the_console_never_shows_a_sites_password(console_as, operator_console):
+    """Pages and the edit form show `***` in its place, to readers and writers alike; the form saved as
+    shown keeps it, even with another path; a URL with a new password replaces it, one without drops it."""
+    owner = operator_console.user
+    site = create_site(owner, name="Private", url=SECRET_URL)
+    reader = console_as(create_user("operator"))
+    share(site, reader.user, "read")
+    for console in (operator_console, reader):
+        for path in ("/", f"/sites/{site.id}"):
+            page = text(console.get(path))
+            assert MASKED_URL in page and "s3cr3t" not in page, path
+    form = text(operator_console.get(f"/sites/{site.id}/edit"))
+    assert f'value="{MASKED_URL}"' in form and "s3cr3t" not in form
+    assert reader.get(f"/sites/{site.id}/edit").status_code == 403
+
+    def save(url):
+        response = operator_console.post(
+            f"/sites/{site.id}/edit", data={**VALID_SITE, "name": "Private", "url": url}
+        )
+        assert response.status_code == 302, errors_in(response)
+        db.session.expire_all()
+        return db.session.get(Site, site.id)
+
+    due = db.session.get(Site, site.id).next_check_at
+    unchanged = save(MASKED_URL)
+    assert (unchanged.url, unchanged.url_password) == ("https://watch@shop.example.test/admin", "s3cr3t-pw")
+    assert unchanged.next_check_at == due and unchanged.baseline_requested_at is None  # the same target
+    moved = save("https://watch:***@shop.example.test/login")
+    assert (moved.url, moved.url_password) == ("https://watch@shop.example.test/login", "s3cr3t-pw")
+    renewed = save("https://watch:n3w-pw@shop.example.test/login")
+    assert renewed.url_password == "n3w-pw"
+    dropped = save("https://shop.example.test/login")
+    assert (dropped.url, dropped.url_password) == ("https://shop.example.test/login", None)
 
 
 def test_a_paused_site_cannot_be_checked(operator_console):
@@ -459,6 +538,31 @@ def test_report_upload(console_as, seeded):
     assert "6 new" in text(owner.get(done.headers["Location"]))
 
 
+def test_the_report_form_takes_the_upload_size_and_other_forms_the_small_one(app, console_as, seeded):
+    """As in the API: the report upload alone takes MAX_UPLOAD_BYTES; every other form MAX_REQUEST_BYTES
+    (a 413 page before the form is read)."""
+    owner = console_as(seeded["owner"])
+    site = seeded["site"]
+    line = (SAMPLES / "nuclei.jsonl").read_bytes().splitlines()[0] + b"\n"
+    report = line * (app.config["MAX_REQUEST_BYTES"] // len(line) + 1)
+    assert app.config["MAX_REQUEST_BYTES"] < len(report) < app.config["MAX_UPLOAD_BYTES"]
+    done = owner.post(f"/sites/{site.id}/imports", data={"file": (io.BytesIO(report), "big.jsonl")})
+    assert done.status_code == 302, errors_in(done)
+    big_note = owner.post(
+        f"/findings/{seeded['finding'].id}", data={"status": "open", "note": "x" * len(report)}
+    )
+    assert big_note.status_code == 413 and "<html" in text(big_note)
+    saved = app.config["MAX_UPLOAD_BYTES"]
+    app.config["MAX_UPLOAD_BYTES"] = len(report) // 2
+    try:
+        too_big = owner.post(f"/sites/{site.id}/imports", data={"file": (io.BytesIO(report), "big.jsonl")})
+    finally:
+        app.config["MAX_UPLOAD_BYTES"] = saved
+    assert too_big.status_code == 413
+    db.session.expire_all()
+    assert db.session.get(Finding, seeded["finding"].id).note is None
+
+
 # --- users, tokens, status pages ---------------------------------------------------------------------------
 
 
@@ -472,9 +576,17 @@ def test_user_forms(console_as):
     messages = errors_in(bad)
     assert "Not a valid email address." in messages and any("Must be one of" in m for m in messages)
     bad = admin.post("/users/new", data={"username": "a b", "password": "long enough", "role": "viewer"})
-    assert bad.status_code == 422 and "3-64 letters, digits or _ . @ -" in errors_in(bad)
+    assert bad.status_code == 422 and any("3-64 letters, digits or _ . @ -" in m for m in errors_in(bad))
     bad = admin.post("/users/new", data={"username": "carol", "password": "short", "role": "viewer"})
-    assert bad.status_code == 422 and "8 to 256 characters" in errors_in(bad)
+    assert bad.status_code == 422 and any("8 to 256 characters" in m for m in errors_in(bad))
+    # The password rules of services.users, as in the API and the CLI, with the reason.
+    for weak, reason in (
+        ("password1", "most common"),
+        ("carol's secret", "username"),
+        ("abababab", "different"),
+    ):
+        bad = admin.post("/users/new", data={"username": "carol", "password": weak, "role": "viewer"})
+        assert bad.status_code == 422 and any(reason in m for m in errors_in(bad)), weak
     assert (
         admin.post(
             "/users/new", data={"username": "carol", "password": "long enough", "role": "viewer"}
@@ -498,6 +610,81 @@ def test_user_forms(console_as):
     assert admin.get("/users/999999/edit").status_code == 404
     assert admin.post(f"/users/{carol.id}/delete").status_code == 302
     assert db.session.get(User, carol.id) is None
+
+
+def test_a_new_password_from_the_user_form_says_what_was_revoked(console_as):
+    admin = console_as(create_user("admin"))
+    user = create_user("viewer")
+    form = admin.get(f"/users/{user.id}/edit")
+    # ticked by default, as the API's default is to revoke them
+    assert re.search(r'<input(?=[^>]*\bchecked\b)(?=[^>]*name="revoke_api_tokens")', text(form))
+    base = {"username": user.username, "role": "viewer", "is_active": "y"}
+
+    def save(**fields):
+        response = admin.post(f"/users/{user.id}/edit", data={**base, **fields}, follow_redirects=True)
+        assert response.status_code == 200
+        return text(response)
+
+    token_for(user)
+    kept = token_for(user, kind="api", expires_in=None)
+    page = save(password="a brand new one")  # the box unticked: API tokens stay
+    assert "1 login sessions ended, 0 API tokens revoked" in html.unescape(page)
+    page = save(password="another new one", revoke_api_tokens="y")
+    assert "0 login sessions ended, 1 API tokens revoked" in html.unescape(page)
+    assert db.session.scalar(db.select(ApiToken).where(ApiToken.token_hash == hash_token(kept))).revoked_at
+    assert f"User {user.username} saved." in html.unescape(save())  # no new password: nothing revoked
+    # An admin's own new password leaves the console session that set it.
+    own = {
+        "username": admin.user.username,
+        "role": "admin",
+        "is_active": "y",
+        "password": "a fresh phrase of mine",
+    }
+    assert admin.post(f"/users/{admin.user.id}/edit", data=own).status_code == 302
+    assert admin.get("/users").status_code == 200
+
+
+def test_users_change_their_own_password(app, console_as):
+    """As POST /users/me/password: the current password is required (wrong ones count as failed logins),
+    the new one follows the rules, every other session ends, API tokens too unless unticked, and the
+    console session that changed it goes on."""
+    user = create_user("viewer")
+    console = console_as(user)
+    other_session = token_for(user)
+    api_token = token_for(user, kind="api", expires_in=None)
+    assert 'data-test="password"' in text(console.get("/"))
+    form = console.get("/password")
+    assert form.status_code == 200 and re.search(
+        r'<input(?=[^>]*\bchecked\b)(?=[^>]*name="revoke_api_tokens")', text(form)
+    )
+    wrong = console.post(
+        "/password", data={"current_password": "guess", "new_password": "a fresh passphrase"}
+    )
+    assert wrong.status_code == 422 and "wrong password" in errors_in(wrong)
+    weak = console.post("/password", data={"current_password": PASSWORD, "new_password": "password1"})
+    assert weak.status_code == 422 and any("most common" in m for m in errors_in(weak))
+    done = console.post(
+        "/password",
+        data={"current_password": PASSWORD, "new_password": "a fresh passphrase", "revoke_api_tokens": "y"},
+        follow_redirects=True,
+    )
+    assert "1 other login sessions ended, 1 API tokens revoked" in html.unescape(text(done))
+    assert console.get("/").status_code == 200  # this session goes on
+    db.session.expire_all()
+    revoked = {t.token_hash: t.revoked_at for t in db.session.scalars(db.select(ApiToken))}
+    assert revoked[hash_token(other_session)] and revoked[hash_token(api_token)]
+    assert users.login(user.username, "a fresh passphrase")[0].id == user.id
+    saved = app.config["LOGIN_FAILURE_LIMIT"]
+    app.config["LOGIN_FAILURE_LIMIT"] = 2
+    try:
+        for _ in range(2):
+            console.post("/password", data={"current_password": "guess", "new_password": "another phrase"})
+        limited = console.post(
+            "/password", data={"current_password": "a fresh passphrase", "new_password": "another phrase"}
+        )
+    finally:
+        app.config["LOGIN_FAILURE_LIMIT"] = saved
+    assert limited.status_code == 429 and limited.headers["Retry-After"]
 
 
 def test_token_form_shows_the_secret_once(operator_console):
@@ -565,9 +752,19 @@ def test_public_status_page_and_badge(client, seeded):
     assert page.status_code == 200 and "Owned" in text(page)
     assert site.url not in text(page) and "XSS" not in text(page) and "Set-Cookie" not in page.headers
     assert page.headers["Cache-Control"] == "public, max-age=30"
+    assert page.headers["Cross-Origin-Resource-Policy"] == "same-origin"
+    assert "form-action 'self'" in page.headers["Content-Security-Policy"]  # the console's, not the API's
     badge = client.get(f"/badge/owned/{site.id}.svg")
     assert badge.status_code == 200 and badge.mimetype == "image/svg+xml"
+    # Embedded by other sites, cached like the page; the app's other headers still apply.
     assert badge.headers["Cross-Origin-Resource-Policy"] == "cross-origin"
+    assert badge.headers["Cache-Control"] == "public, max-age=30"
+    assert badge.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert badge.headers["X-Content-Type-Options"] == "nosniff"
+    twin = client.get("/api/cloudeye/v1/public/status/owned")
+    assert twin.status_code == 200 and twin.headers["Cache-Control"] == "public, max-age=30"
+    # What is not there is not cached (a page published a moment later shows at once).
+    assert client.get("/status/missing").headers["Cache-Control"] == "no-store"
     assert "uptime" in text(badge) and "no data" in text(badge)
     assert client.get("/status/missing").status_code == 404
     assert client.get(f"/badge/owned/{site.id + 1000}.svg").status_code == 404
@@ -642,6 +839,8 @@ def test_every_page_has_the_strict_csp_and_nothing_inline(console_as, seeded, cl
         csp = response.headers["Content-Security-Policy"]
         assert "default-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp, path
         assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
         if path != "/status/owned":
             assert response.headers["Cache-Control"] == "no-store", path
         finder = InlineFinder()

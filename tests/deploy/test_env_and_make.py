@@ -38,7 +38,7 @@ def test_gunicorn_nginx_and_stack_variables_are_documented():
 
 def test_every_variable_the_python_code_reads_is_documented():
     pattern = re.compile(
-        r"""(?:environ\.get|getenv|environ\[|env\.get|_env_int|_env_float|_env_bool)\(?\s*["']([A-Z][A-Z0-9_]*)["']"""
+        r"""(?:environ\.get|getenv|environ\[|env\.get|_env_int|_env_float|_env_bool|_env_networks)\(?\s*["']([A-Z][A-Z0-9_]*)["']"""
     )
     sources = [ROOT / "cloudeye.py", ROOT / "sync_main.py"]
     for package in ("services", "api", "sync"):
@@ -168,3 +168,14 @@ def test_readme_covers_the_deployment():
     for needed in ("make env", "make up", "make migrate", "Upgrading", "compose.staging.yaml", "make staging-up",
                    "make stack", "make stack-down", "mysqldump", "mysql-data"):  # fmt: skip
         assert needed in section, needed
+
+
+def test_two_gunicorn_instances_never_share_a_control_socket():
+    from tests.deploy.conftest import gunicorn_settings
+
+    first = gunicorn_settings(GUNICORN_BIND="127.0.0.1:8000")["control_socket"]
+    second = gunicorn_settings(GUNICORN_BIND="127.0.0.1:8081")["control_socket"]
+    assert first != second and first.endswith("cloudeye-127.0.0.1_8000.ctl")
+    assert gunicorn_settings(GUNICORN_CONTROL_SOCKET="/run/x.ctl")["control_socket"] == "/run/x.ctl"
+    stack_up = (ROOT / "scripts" / "stack-up.sh").read_text()
+    assert 'GUNICORN_CONTROL_SOCKET=%q\\n\' "$CLOUDEYE_RUN_DIR/gunicorn.ctl"' in stack_up

@@ -314,7 +314,7 @@ def test_the_image_files_alone_run_migrate_and_load_api_and_sync(tmp_path):
         "DATA_DIR": str(tmp_path / "data"),
         "LOG_DIR": str(tmp_path / "log"),
         "CLOUDEYE_ADMIN_USERNAME": "admin",
-        "CLOUDEYE_ADMIN_PASSWORD": "an-image-test-admin-password",
+        "CLOUDEYE_ADMIN_PASSWORD": "an-image-test-passphrase",
     }
 
     def run(*args):

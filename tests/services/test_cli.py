@@ -47,3 +47,12 @@ def test_bootstrap_without_variables_does_nothing(app, ctx):
     result = app.test_cli_runner().invoke(args=["user", "bootstrap-admin"])
     assert result.exit_code == 0 and "not set" in result.output
     assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 0
+
+
+def test_bootstrap_refuses_a_weak_admin_password_with_a_message(app, ctx):
+    app.config.update(ADMIN_USERNAME="boss", ADMIN_PASSWORD="password1")
+    try:
+        result = app.test_cli_runner().invoke(args=["user", "bootstrap-admin"])
+    finally:
+        app.config.update(ADMIN_USERNAME=None, ADMIN_PASSWORD=None)
+    assert result.exit_code != 0 and "most common" in result.output and "Traceback" not in result.output

@@ -43,3 +43,66 @@ def test_update_site_checks_the_timeout_against_the_stored_interval(ctx):
         sites.update_site(user, site.id, {"check_interval_s": 20})
     assert "timeout_s" in refused.value.errors
     assert sites.update_site(user, site.id, {"check_interval_s": 30}).check_interval_s == 30
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1", "10.1.2.3", "169.254.169.254", "::1", "fe80::1", "fc00::1", "ff02::1",
+        "::ffff:127.0.0.1",  # IPv4-mapped
+        "64:ff9b::7f00:1", "64:ff9b::a01:203",  # NAT64 of 127.0.0.1 and 10.1.2.3
+        "64:ff9b:1::a01:203",  # local-use NAT64
+        "2002:7f00:1::", "2002:a01:203::1",  # 6to4 of 127.0.0.1 and 10.1.2.3
+        "::127.0.0.1",  # IPv4-compatible
+        "2001:0:4136:e378:8000:63bf:80fe:fffe",  # Teredo whose client is 127.1.0.1
+    ],
+)  # fmt: skip
+def test_private_addresses_are_found_inside_ipv6_ones(address):
+    assert not sites.is_public_address(address)
+
+
+@pytest.mark.parametrize(
+    "address", ["8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"]
+)
+def test_public_addresses_stay_public(address):
+    assert sites.is_public_address(address)
+
+
+@pytest.fixture
+def no_private_targets(app):
+    app.config["ALLOW_PRIVATE_TARGETS"] = False
+    yield
+    app.config["ALLOW_PRIVATE_TARGETS"] = True
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[64:ff9b::7f00:1]/", "http://[2002:7f00:1::]/", "http://[64:ff9b::a01:203]:8080/x",
+        "http://127.0.0.1/", "http://localhost./", "http://[::1]:8080/",
+    ],
+)  # fmt: skip
+def test_the_api_refuses_private_targets_when_they_are_disabled(ctx, no_private_targets, url):
+    with pytest.raises(Invalid, match="private"):
+        sites.check_target(url)
+    sites.check_target("http://8.8.8.8/") or sites.check_target("https://example.com/")
+
+
+@pytest.mark.parametrize(
+    "url", ["http://2130706433/", "http://0x7f000001/", "http://127.000.000.001/", "http://134744072/"]
+)
+def test_numeric_host_forms_are_refused_whatever_the_setting(ctx, url):
+    with pytest.raises(Invalid, match="four decimal numbers"):
+        sites.check_target(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://watch:s3cret@shop.example.test/p?q=a@b", "https://shop.example.test/p?q=a@b"),
+        ("http://watch@[::1]:8080/x", "http://[::1]:8080/x"),
+        ("https://Shop.Example.test/", "https://Shop.Example.test/"),
+    ],
+)
+def test_without_userinfo_keeps_the_host_as_written(url, expected):
+    assert sites.without_userinfo(url) == expected

@@ -1,6 +1,11 @@
 """The booted stack: `make stack` (scripts/stack-up.sh, as the Makefile target runs it) against a private
 MariaDB and Redis, once per session; `make stack-down` and the servers' shutdown at the end, even when
-something failed on the way."""
+something failed on the way.
+
+It runs from a copy of the checkout inside a directory only its owner may enter (0700, like a fresh clone
+in a home directory), with the stack's own files in the copy's `.stack/`: nginx's workers (www-data when
+the tests run as root) must serve and buffer from somewhere they can reach whatever the checkout's
+permissions."""
 
 import os
 import shutil
@@ -105,13 +110,31 @@ def stack_environment(directory: Path, port: int, api_port: int, mariadb: MariaD
     return env
 
 
+def private_checkout() -> Path:
+    """A copy of this checkout's files (tracked and new, not ignored) in a fresh 0700 directory."""
+    home = Path(tempfile.mkdtemp(prefix="cloudeye-home-"))  # mkdtemp makes it 0700
+    assert home.stat().st_mode & 0o777 == 0o700
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, check=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    checkout = home / "cloudeye"
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, checkout / name)
+    return checkout
+
+
 @pytest.fixture(scope="session")
 def stack():
     if not (ROOT / ".venv" / "bin" / "gunicorn").exists():
         pytest.fail("the virtualenv is missing: make venv")
-    # Not under pytest's 0700 tmp: nginx's workers (www-data when run as root) write temp files here.
+    # The servers' files: MariaDB and Redis run as whoever starts them, they need no more than this.
     directory = Path(tempfile.mkdtemp(prefix="cloudeye-stack-"))
     directory.chmod(0o755)
+    checkout = private_checkout()
     mariadb = MariaDB(directory / "mariadb", free_port(13306, 13399))
     redis = Redis(directory / "redis", free_port(16379, 16399))
     for server in (mariadb, redis):
@@ -120,9 +143,9 @@ def stack():
     api_port = free_port(18100, 18199)
     deny = directory / "deny.conf"
     deny.write_text(f"# the stack tests' deny list\ndeny {DENIED_PEER};\ndeny {DENIED_FORWARDED};\n")
-    stack_dir = directory / "stack"
+    stack_dir = checkout / ".stack"  # make stack's default place, inside the private checkout
     env = stack_environment(stack_dir, port, api_port, mariadb, redis, deny)
-    instance = Stack(ROOT, stack_dir, port, api_port, env, mariadb, redis, deny)
+    instance = Stack(checkout, stack_dir, port, api_port, env, mariadb, redis, deny)
     try:
         mariadb.install()
         mariadb.start()
@@ -138,3 +161,4 @@ def stack():
             redis.stop()
             mariadb.stop()
             shutil.rmtree(directory, ignore_errors=True)
+            shutil.rmtree(checkout.parent, ignore_errors=True)

@@ -82,6 +82,37 @@ def test_requests_through_nginx_reach_the_api_and_the_database(stack):
     assert name == "stack probe target"
 
 
+def test_static_files_and_uploads_work_from_a_checkout_nobody_else_may_enter(stack):
+    """The checkout sits in a 0700 directory, as a clone in a home directory does; nginx's workers (another
+    user when the stack runs as root) still serve the static files and buffer request bodies to disk."""
+    assert stack.root.parent.stat().st_mode & 0o777 == 0o700
+    robots = requests.get(f"{stack.url}/robots.txt", timeout=10)
+    assert robots.status_code == 200 and robots.text.startswith("User-agent")
+    # Beyond nginx's in-memory buffer (256 KiB): written to its temporary directory on the way.
+    report = (
+        b'{"findings": ['
+        + b",".join(
+            b'{"title": "t%d", "severity": "low", "rule_id": "r%d", "location": "https://x.example.test/%d"}'
+            % (n, n, n)
+            for n in range(4000)
+        )
+        + b"]}"
+    )
+    assert len(report) > 256 * 1024
+    site = requests.post(
+        stack.api("/sites"),
+        json={"name": "uploads", "url": "http://127.0.0.1:9/"},
+        headers=stack.auth,
+        timeout=10,
+    ).json()["id"]
+    imported = requests.post(
+        stack.api("/bugs/imports"), headers=stack.auth, data={"site_id": site},
+        files={"file": ("report.json", report)}, timeout=60,
+    )  # fmt: skip
+    assert imported.status_code == 201, imported.text
+    assert imported.json()["created"] == 4000
+
+
 def test_every_program_runs_under_supervisor(stack):
     status = stack.supervisor_status()
     for program in ("dataapi", "apisync", "nginx"):
@@ -115,12 +146,16 @@ def test_security_headers_on_answers_errors_and_static_files(stack):
             assert header in response.headers, (response.url, header)
         assert response.headers["Server"] == "nginx"  # server_tokens off: no version
         assert "Strict-Transport-Security" not in response.headers  # plain HTTP
-    assert responses[0].headers["X-Frame-Options"] == "DENY"
+    for response in responses:  # one copy of each: the app's on its answers, nginx's on its own
+        assert response.headers["X-Frame-Options"] == "DENY", response.url
+        assert response.headers["X-Content-Type-Options"] == "nosniff", response.url
     assert "default-src 'none'" in responses[0].headers["Content-Security-Policy"]
     assert responses[2].text.startswith("User-agent")
     assert_json_error(responses[3], 404)
     docs = requests.get(stack.api("/docs"), timeout=10)
-    assert docs.status_code == 200 and "script-src 'unsafe-inline'" in docs.headers["Content-Security-Policy"]
+    policy = docs.headers["Content-Security-Policy"]
+    assert docs.status_code == 200 and "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert requests.get(stack.api("/docs.js"), timeout=10).status_code == 200
 
 
 def test_json_is_compressed(stack):
@@ -155,6 +190,19 @@ def test_too_large_upload_gets_413_json_from_nginx(stack):
     assert within.status_code != 413 and "X-Request-ID" in within.headers
 
 
+def test_every_other_route_has_the_small_body_limit(stack):
+    """A login body of a megabyte and a half is refused by nginx (MAX_REQUEST_BYTES) before the app reads
+    it, while the report upload takes that much (above)."""
+    response = requests.post(
+        stack.api("/users/login"),
+        headers={"Content-Type": "application/json"},
+        data=b'{"username": "' + b"x" * (3 * 512 * 1024) + b'", "password": "y"}',
+        timeout=30,
+    )
+    assert_json_error(response, 413)
+    assert "X-Request-ID" not in response.headers  # nginx's answer
+
+
 def test_a_burst_of_logins_gets_429_json(stack):
     # From its own client address (X-Forwarded-For from the trusted 127.0.0.1), so the session's
     # admin login keeps its allowance; a new username each time, so the app's own limit stays out of it.
@@ -182,6 +230,13 @@ def test_a_burst_of_logins_gets_429_json(stack):
         timeout=10,
     )
     assert other.status_code == 401
+    # The app counts failures against the client nginx names (X-Real-IP from its trusted loopback peer),
+    # not against nginx's own address.
+    log = stack.directory / "log" / "dataapi.out.log"
+    wait_until(
+        lambda: "from 198.51.100.21" in log.read_text(), timeout=10, message="the client in the app's log"
+    )
+    assert "username='someone' from 127.0.0.1" not in log.read_text()
 
 
 def test_a_denied_peer_gets_403_json(stack):
@@ -351,7 +406,7 @@ def test_database_outage_gives_503_and_recovers_without_a_restart(stack):
     assert stack.pid("gunicorn.pid") == master and stack.gunicorn_workers() == workers
     # The worker lived through it too: its heartbeat is fresh again.
     wait_until(
-        lambda: stack.script("stack-ctl.sh", "exec", str(stack.root / ".venv/bin/python"), "sync_main.py",
+        lambda: stack.script("stack-ctl.sh", "exec", str(Path(stack.env["CLOUDEYE_VENV"]) / "bin/python"), "sync_main.py",
                              "--healthcheck", timeout=60).returncode == 0,
         timeout=60, interval=1, message="the sync heartbeat",
     )  # fmt: skip

@@ -118,6 +118,20 @@ def test_one_down_and_one_up_per_channel_signed_and_actionable(worker, notifier,
         other.close()
 
 
+def test_no_message_carries_the_credentials_of_a_sites_url(worker, notifier, web, operator, receiver):
+    """The probe sends the site's user and password (basic auth); the webhook's `site.url` and every message
+    name the site without them."""
+    plain = web.set("/", **DOWN_PAGE)
+    site = create_site(operator.user, name="Private", url=plain.replace("http://", "http://watch:s3cr3t-pw@"))
+    add_channel(operator.user, receiver.url())
+    check(worker, site.id)
+    deliver(notifier)
+    assert web.request_headers["/"]["Authorization"].startswith("Basic ")  # the probe had the password
+    [down] = receiver.events()
+    assert down["event"] == "site.down" and down["site"]["url"] == plain
+    assert all(b"s3cr3t" not in r.body and b"watch" not in r.body for r in receiver.received)
+
+
 def test_reminders_only_for_channels_that_ask(worker, notifier, web, operator, receiver):
     asking = WebhookReceiver()
     try:

@@ -239,11 +239,19 @@ def test_private_targets_are_refused_when_disabled(web):
 
 def test_private_targets_are_refused_behind_a_redirect(web, monkeypatch):
     # Pretend 127.0.0.1 is a public address; the redirect goes to 127.0.0.2, which stays private.
-    real_public = probe_module._public
+    real_public = probe_module.is_public_address
     monkeypatch.setattr(
-        probe_module, "_public", lambda address: address == "127.0.0.1" or real_public(address)
+        probe_module, "is_public_address", lambda address: address == "127.0.0.1" or real_public(address)
     )
     web.set("/hop", status=302, headers={"Location": f"http://127.0.0.2:{web.port}/"})
     result = probe(web.url("/hop"), prober=Prober(allow_private=False))
     assert web.hits["/hop"] == 1
     assert result.failure_kind == "other" and "127.0.0.2" in result.reason and "private" in result.reason
+
+
+def test_ipv6_addresses_that_carry_a_private_ipv4_one_are_refused_when_private_targets_are_disabled():
+    strict = Prober(allow_private=False)
+    for url in ("http://[64:ff9b::7f00:1]:9/", "http://[2002:7f00:1::]:9/", "http://[::ffff:7f00:1]:9/"):
+        result = probe(url, prober=strict)
+        assert not result.up and result.failure_kind == "other", (url, result)
+        assert "private targets are disabled" in result.reason, url

@@ -119,3 +119,11 @@ def test_next_slot_keeps_the_grid_and_skips_what_was_missed():
     # far behind: the first grid point after now, not a burst of catch-up checks
     assert scheduler.next_slot(due, 60, due + timedelta(seconds=150)) == due + timedelta(seconds=180)
     assert scheduler.next_slot(due, 60, due + timedelta(seconds=120)) == due + timedelta(seconds=180)
+
+
+def test_the_probe_gets_the_url_with_its_password_which_the_site_keeps_apart(ctx):
+    site = _site(url="http://watch:s%40cret@127.0.0.1:9/private")
+    stored = db.session.get(Site, site.id)
+    assert (stored.url, stored.url_password) == ("http://watch@127.0.0.1:9/private", "s%40cret")
+    [claim] = scheduler.claim_due(10, lease_margin_s=30)
+    assert claim.target.url == "http://watch:s%40cret@127.0.0.1:9/private"

@@ -1,6 +1,6 @@
 from marshmallow import Schema, fields, validate
 
-from api.common import AtLeastOneField, Id, PageArgs, Str
+from api.common import AtLeastOneField, JSONBoolean, JSONId, JSONInteger, PageArgs, Str
 from services.alerts.channels import MAX_SITES, REMIND_RANGE, TEXT_LENGTHS, masked_url
 from services.models import EVENTS, LANGUAGES, SEVERITIES
 
@@ -44,7 +44,7 @@ class ChannelFields(Schema):
         metadata={"description": "default: all"},
     )
     site_ids = fields.List(
-        Id(),
+        JSONId(),
         allow_none=True,
         validate=validate.Length(min=1, max=MAX_SITES),
         metadata={"description": "null (the default): every site the owner can see, now and later"},
@@ -52,11 +52,11 @@ class ChannelFields(Schema):
     min_severity = fields.String(
         validate=validate.OneOf(SEVERITIES), metadata={"description": "findings.new: default high"}
     )
-    remind_every_min = fields.Integer(
+    remind_every_min = JSONInteger(
         validate=validate.Range(*REMIND_RANGE),
         metadata={"description": "re-send site.down while still down; 0 (the default) never"},
     )
-    enabled = fields.Boolean()
+    enabled = JSONBoolean()
     language = fields.String(validate=validate.OneOf(LANGUAGES), metadata={"description": "default en"})
     secret = Str(
         allow_none=True,

@@ -1,7 +1,6 @@
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from api.common import current_user, page_of, paginate
+from api.common import Blueprint, current_user, page_of, paginate
 from api.v1.channel.schemas import (
     ChannelQueryArgs,
     ChannelSchema,

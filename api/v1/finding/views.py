@@ -1,7 +1,6 @@
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from api.common import current_user, page_of, paginate
+from api.common import Blueprint, current_user, page_of, paginate
 from api.v1.finding.schemas import (
     FindingDetailSchema,
     FindingImportFiles,
@@ -13,6 +12,7 @@ from api.v1.finding.schemas import (
     FindingUpdateSchema,
 )
 from services import findings, imports
+from services.uploads import accepts_upload, offload
 
 # Findings live under /bugs (the URL of the contract); in the code and the document they are findings.
 blp = Blueprint(
@@ -60,6 +60,7 @@ class FindingImports(MethodView):
         """History of imports, newest first"""
         return paginate(findings.list_imports(current_user(), args.get("site_id")), args)
 
+    @accepts_upload("MAX_UPLOAD_BYTES")
     @blp.arguments(FindingImportForm, location="form")
     @blp.arguments(FindingImportFiles, location="files")
     @blp.response(201, FindingImportSchema)
@@ -80,6 +81,7 @@ class FindingImports(MethodView):
             format=form.get("format"),
             close_missing=form["close_missing"],
             filename=upload.filename,
+            offload=offload,
         )
 
 

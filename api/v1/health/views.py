@@ -1,7 +1,7 @@
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from api.auth import public
+from api.common import Blueprint
 from services import health
 
 blp = Blueprint("health", __name__, description="Service health")

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 from marshmallow import Schema, fields, validate
 
-from api.common import AtLeastOneField, Id, PageArgs, Str, UTCDate
+from api.common import AtLeastOneField, Id, JSONId, JSONInteger, PageArgs, Str, UTCDate
 from services.alerts import maintenance
 from services.models import WEEKDAYS
 
@@ -40,7 +40,7 @@ class MaintenanceFields(Schema):
     The rules live in services.alerts.maintenance; this documents them."""
 
     title = Str(metadata={"minLength": 1, "maxLength": 200})
-    site_ids = fields.List(Id(), validate=validate.Length(min=1, max=maintenance.MAX_SITES))
+    site_ids = fields.List(JSONId(), validate=validate.Length(min=1, max=maintenance.MAX_SITES))
     starts_at = UTCDate(allow_none=True)
     ends_at = UTCDate(allow_none=True, metadata={"description": "after starts_at"})
     weekdays = fields.List(
@@ -55,7 +55,7 @@ class MaintenanceFields(Schema):
             "description": "HH:MM, 24-hour, local to timezone",
         },
     )
-    duration_min = fields.Integer(allow_none=True, validate=validate.Range(1, maintenance.MAX_DURATION_MIN))
+    duration_min = JSONInteger(allow_none=True, validate=validate.Range(1, maintenance.MAX_DURATION_MIN))
     timezone = Str(
         metadata={"maxLength": 64, "description": "IANA name, default UTC", "example": "Asia/Shanghai"}
     )
@@ -63,7 +63,9 @@ class MaintenanceFields(Schema):
 
 class MaintenanceWriteSchema(MaintenanceFields):
     title = Str(required=True, metadata={"minLength": 1, "maxLength": 200})
-    site_ids = fields.List(Id(), required=True, validate=validate.Length(min=1, max=maintenance.MAX_SITES))
+    site_ids = fields.List(
+        JSONId(), required=True, validate=validate.Length(min=1, max=maintenance.MAX_SITES)
+    )
 
 
 class MaintenanceUpdateSchema(MaintenanceFields, AtLeastOneField):

@@ -1,6 +1,4 @@
-from flask_smorest import Blueprint
-
-from api.common import current_user, page_of, paginate
+from api.common import Blueprint, current_user, page_of, paginate
 from api.v1.notification.schemas import NotificationQueryArgs, NotificationSchema
 from services.alerts import outbox
 

@@ -1,7 +1,6 @@
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from api.common import PageArgs, current_user, page_of, paginate
+from api.common import Blueprint, PageArgs, current_user, page_of, paginate
 from api.v1.site.schemas import (
     CheckRequestedSchema,
     MemberSchema,

@@ -2,10 +2,9 @@ import json
 
 from flask import current_app, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import public
-from api.common import PageArgs, current_user, page_of, paginate
+from api.common import Blueprint, PageArgs, current_user, page_of, paginate
 from api.v1.status_page.schemas import (
     PublicStatusSchema,
     StatusPageSchema,
@@ -76,6 +75,8 @@ def public_status(slug):
         response.set_data(compressed)
         response.headers["Content-Encoding"] = "gzip"
     response.vary.add("Accept-Encoding")
+    # Public data, as the page at /status/<slug>: browsers and proxies may keep it as long as the cache here.
+    response.headers["Cache-Control"] = f"public, max-age={status_pages.PUBLIC_TTL_S}"
     return response
 
 

@@ -2,7 +2,12 @@ from marshmallow import Schema, fields, validate
 
 from api.common import PageArgs, Str
 from services.models import ROLES
-from services.schemas import TokenCreateSchema, UserCreateSchema, UserUpdateSchema  # noqa: F401 - used by the views
+from services.schemas import (  # noqa: F401 - used by the views
+    PasswordChangeSchema,
+    TokenCreateSchema,
+    UserCreateSchema,
+    UserUpdateSchema,
+)
 
 
 class UserSchema(Schema):
@@ -12,6 +17,25 @@ class UserSchema(Schema):
     role = fields.String(required=True)
     is_active = fields.Boolean()
     created_at = fields.DateTime(dump_only=True)
+
+
+class TokensRevokedSchema(Schema):
+    login = fields.Integer(required=True, metadata={"description": "login sessions ended"})
+    api = fields.Integer(required=True, metadata={"description": "API tokens revoked"})
+
+
+class UserUpdatedSchema(UserSchema):
+    tokens_revoked = fields.Nested(
+        TokensRevokedSchema,
+        allow_none=True,
+        metadata={
+            "description": "after a new password or a deactivation: the user's tokens that were revoked"
+        },
+    )
+
+
+class PasswordChangedSchema(Schema):
+    tokens_revoked = fields.Nested(TokensRevokedSchema, required=True)
 
 
 class UserQueryArgs(PageArgs):

@@ -1,17 +1,19 @@
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import public
-from api.common import PageArgs, client_address, current_token, current_user, page_of, paginate
+from api.common import Blueprint, PageArgs, client_address, current_token, current_user, page_of, paginate
 from api.v1.user.schemas import (
     LoginResultSchema,
     LoginSchema,
+    PasswordChangedSchema,
+    PasswordChangeSchema,
     TokenCreatedSchema,
     TokenCreateSchema,
     TokenSchema,
     UserCreateSchema,
     UserQueryArgs,
     UserSchema,
+    UserUpdatedSchema,
     UserUpdateSchema,
 )
 from services import users
@@ -28,8 +30,7 @@ blp = Blueprint("user", __name__, url_prefix="/users", description="Accounts, lo
 @blp.alt_response(429, description="too many attempts")
 def login(credentials):
     """Exchange a username and password for a bearer token"""
-    users.check_login_rate(client_address(), credentials["username"])
-    user, secret, token = users.login(credentials["username"], credentials["password"])
+    user, secret, token = users.login(credentials["username"], credentials["password"], client_address())
     return {"token": secret, "token_type": "Bearer", "expires_at": token.expires_at, "user": user}
 
 
@@ -73,17 +74,35 @@ class UserById(MethodView):
         return users.get_user(user_id)
 
     @blp.arguments(UserUpdateSchema)
-    @blp.response(200, UserSchema)
+    @blp.response(200, UserUpdatedSchema)
     def patch(self, changes, user_id):
-        """Change a user (admin)"""
+        """Change a user (admin); a new password ends their sessions and, by default, their API tokens"""
         users.require_role(current_user(), "admin")
-        return users.update_user(current_user(), users.get_user(user_id), changes)
+        return users.update_user(current_user(), users.get_user(user_id), changes, keep=current_token())
 
     @blp.response(204)
     def delete(self, user_id):
         """Delete a user (admin); a user who still owns sites cannot be deleted"""
         users.require_role(current_user(), "admin")
         users.delete_user(current_user(), users.get_user(user_id))
+
+
+@blp.route("/me/password", methods=["POST"])
+@blp.arguments(PasswordChangeSchema)
+@blp.response(200, PasswordChangedSchema)
+@blp.alt_response(429, description="too many wrong current passwords from this address")
+def change_password(data):
+    """Change the caller's own password (the current one is required); every other session ends, and the
+    API tokens too unless revoke_api_tokens is false"""
+    revoked = users.change_own_password(
+        current_user(),
+        data["current_password"],
+        data["new_password"],
+        current_token(),
+        client=client_address(),
+        revoke_api_tokens=data["revoke_api_tokens"],
+    )
+    return {"tokens_revoked": revoked}
 
 
 @blp.route("/me/tokens")
