@@ -10,8 +10,9 @@ import re
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
+from services.locations import LOCATION_PATTERN, LOCATION_RULE
 from services.models import ROLES
-from services.sites import LIST_LIMITS, NUMBER_RANGES, TEXT_LENGTHS, default_settings
+from services.sites import LIST_LIMITS, MAX_LOCATIONS, NUMBER_RANGES, TEXT_LENGTHS, default_settings
 from services.users import PASSWORD_LENGTH, USERNAME_PATTERN, USERNAME_RULE
 
 MAX_ID = 2**63 - 1
@@ -90,6 +91,27 @@ class SiteWriteSchema(Schema):
         Str(metadata=_item_length("forbidden_keywords")), metadata=_documented("forbidden_keywords")
     )
     paused = fields.Boolean(metadata=_documented("paused"))
+    locations = fields.List(
+        Str(metadata={"pattern": LOCATION_PATTERN, "description": LOCATION_RULE}),
+        metadata={
+            "default": [],
+            "maxItems": MAX_LOCATIONS,
+            "uniqueItems": True,
+            "description": "where the site is checked from (CLOUDEYE_LOCATION of sync replicas, or a probe "
+            "agent's location); empty: by any one location, once per check. A location nobody runs is "
+            "allowed (and reported not alive)",
+        },
+    )
+    quorum = fields.Integer(
+        allow_none=True,
+        metadata={
+            "default": None,
+            "minimum": 1,
+            "maximum": MAX_LOCATIONS,
+            "description": "how many live locations must see the site down before it is down: 1 to the "
+            "number of locations; null: a majority of them (and null without locations)",
+        },
+    )
 
 
 class SiteUpdateSchema(SiteWriteSchema):
