@@ -71,7 +71,8 @@ class UserCreateForm(FlaskForm):
     username = StringField(_l("Username"))
     password = PasswordField(_l("Password"))
     email = StringField(_l("Email"))
-    role = SelectField(_l("Role"), choices=list(ROLES), default="viewer")
+    # Probe accounts (remote agents) need a location: the API or `flask user create --role probe`.
+    role = SelectField(_l("Role"), choices=[role for role in ROLES if role != "probe"], default="viewer")
 
 
 class UserEditForm(FlaskForm):

@@ -180,6 +180,18 @@ def list_locations() -> list[dict]:
     ]
 
 
+def page_of_locations(page: int, per_page: int) -> dict:
+    """`list_locations` as a page of the API's lists (there are few: it is cut in memory)."""
+    everything = list_locations()
+    start = (page - 1) * per_page
+    return {
+        "items": everything[start : start + per_page],
+        "total": len(everything),
+        "page": page,
+        "per_page": per_page,
+    }
+
+
 # --- the vote ----------------------------------------------------------------------------------------------
 
 

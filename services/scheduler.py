@@ -42,9 +42,8 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Claim:
-    """One due check handed to a worker or an agent: the slot, the lease, and the site's probe settings
-    as they were when claimed (probes run outside any database session)."""
+class Lease:
+    """A claim's slot and lease: what finishing (or giving back) a check needs."""
 
     site_id: int
     location: str  # where the check is made from
@@ -52,6 +51,17 @@ class Claim:
     due_at: datetime  # the slot: next_check_at when it was claimed
     claimed_at: datetime
     claimed_until: datetime  # the lease, also this claim's token: finish() only acts if it still matches
+
+    @property
+    def key(self) -> tuple[int, bool]:
+        return self.site_id, self.per_location
+
+
+@dataclass(frozen=True)
+class Claim(Lease):
+    """One due check handed to a worker or an agent: its lease, and the site's probe settings as they
+    were when claimed (probes run outside any database session)."""
+
     url: str
     timeout_s: int
     accepted_status: str
@@ -63,10 +73,6 @@ class Claim:
     # from any location, or the first of a site's locations (one vantage point, or pages served per
     # region would look tampered with).
     primary: bool
-
-    @property
-    def key(self) -> tuple[int, bool]:
-        return self.site_id, self.per_location
 
 
 def _site_due(now: datetime):
@@ -239,7 +245,7 @@ def next_slot(due_at: datetime, interval_s: int, now: datetime) -> datetime:
     return due_at + interval * (missed + 1)
 
 
-def finish(site: Site, claim: Claim, now: datetime, row: SiteLocation | None = None) -> bool:
+def finish(site: Site, claim: Lease, now: datetime, row: SiteLocation | None = None) -> bool:
     """Release the claim and schedule the next check, in the caller's transaction (rows locked): the
     site's row, or for a per-location claim its `site_locations` row `row`.
 
@@ -263,7 +269,7 @@ def finish(site: Site, claim: Claim, now: datetime, row: SiteLocation | None = N
     return True
 
 
-def release(claims: list[Claim]) -> int:
+def release(claims: list[Lease]) -> int:
     """Give back claims that will not be finished (shutdown): they are due again at once. Commits."""
     if not claims:
         return 0
@@ -302,21 +308,22 @@ def _count(result, default: int) -> int:
     return result.rowcount if result.rowcount is not None and result.rowcount >= 0 else default
 
 
-def record_claimed(items: list[tuple[Claim | None, CheckResult]]) -> set[tuple]:
+def record_claimed(items: list[tuple[Lease | None, CheckResult]]) -> dict[tuple, bool]:
     """Record results with the claims they fulfil and schedule those claims' next checks, in one
     transaction (committed). A result without a claim (an agent's, made while it could not reach the API)
-    is recorded if its slot is free, and schedules nothing. Returns the (site_id, due_at, location) of
-    the results recorded; the others were duplicates of recorded slots, or of sites gone."""
+    is recorded if its slot is free, and schedules nothing. Returns {(site_id, due_at, location): late}
+    of the results recorded; the others were duplicates of recorded slots, or of sites gone."""
     if not items:
-        return set()
+        return {}
     now = datetime.now(UTC)
     # Lock the sites, then their locations' rows (in id order, the same for every writer), and keep them
     # referenced: the session's identity map holds objects weakly, and finish() needs them afterwards.
     sites, votes = lock_sites({result.site_id for _, result in items})
     checks = record_results([result for _, result in items], sites=sites, votes=votes)
-    for claim, _ in items:
-        site = sites.get(claim.site_id) if claim is not None else None
+    recorded = {(check.site_id, check.due_at, check.location): check.late for check in checks}
+    for lease, _ in items:
+        site = sites.get(lease.site_id) if lease is not None else None
         if site is not None:
-            finish(site, claim, now, votes.get((claim.site_id, claim.location)))
+            finish(site, lease, now, votes.get((lease.site_id, lease.location)))
     db.session.commit()
-    return {(check.site_id, check.due_at, check.location) for check in checks}
+    return recorded

@@ -124,11 +124,15 @@ USERNAME = {"pattern": USERNAME_PATTERN, "description": USERNAME_RULE}
 PASSWORD = {"minLength": PASSWORD_LENGTH[0], "maxLength": PASSWORD_LENGTH[1]}
 
 
+LOCATION = {"pattern": LOCATION_PATTERN, "description": f"role probe only, and required: {LOCATION_RULE}"}
+
+
 class UserCreateSchema(Schema):
     username = Str(required=True, metadata=USERNAME)
     password = Str(required=True, load_only=True, metadata=PASSWORD)
     email = fields.Email(allow_none=True, load_default=None, validate=validate.Length(max=255))
     role = fields.String(load_default="viewer", validate=validate.OneOf(ROLES))
+    location = Str(allow_none=True, load_default=None, metadata=LOCATION)
 
 
 class UserUpdateSchema(Schema):
@@ -136,6 +140,7 @@ class UserUpdateSchema(Schema):
     password = Str(load_only=True, metadata=PASSWORD)
     email = fields.Email(allow_none=True, validate=validate.Length(max=255))
     role = fields.String(validate=validate.OneOf(ROLES))
+    location = Str(allow_none=True, metadata=LOCATION)
     is_active = fields.Boolean()
 
 
