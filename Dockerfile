@@ -3,7 +3,8 @@
 #   api      gunicorn -c api/gunicorn.conf.py cloudeye:app
 #   sync     python sync_main.py
 #   migrate  flask setup            (flask db upgrade + admin bootstrap, then exit 0)
-# docker/entrypoint.sh also accepts those three words as shortcuts, and anything else is exec'd as given.
+#   agent    python sync_main.py --agent   (a remote probe agent: compose.agent.yaml, on another host)
+# docker/entrypoint.sh also accepts those four words as shortcuts, and anything else is exec'd as given.
 
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 
