@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import queue
+import re
 import socket
 import threading
 import time
@@ -51,6 +52,7 @@ MAX_BATCH = 500  # results per call, the API's limit
 REFUSED_RETRY_S = 30.0
 ALIVE_FILE = "alive"  # touched every turn: what --healthcheck reads
 HEALTHY_WITHIN_S = 60.0
+WORKER_ID = re.compile(r"[A-Za-z0-9_.:@-]{1,100}")  # what the probe API takes (api/v1/probe/schemas.py)
 
 
 class SettingsError(RuntimeError):
@@ -97,6 +99,11 @@ class AgentSettings:
             )
         if not token:
             raise SettingsError("CLOUDEYE_API_TOKEN must be the API token of a probe account (role probe)")
+        worker_id = env.get("SYNC_WORKER_ID") or f"{socket.gethostname()}:{os.getpid()}"
+        if not WORKER_ID.fullmatch(worker_id):
+            raise SettingsError(
+                f"SYNC_WORKER_ID must be 1-100 letters, digits or _ . : @ -, got {worker_id!r}"
+            )
         private = (env.get("ALLOW_PRIVATE_TARGETS") or "true").strip().lower() in {"1", "true", "yes", "on"}
         return cls(
             api_url=api_url,
@@ -106,7 +113,7 @@ class AgentSettings:
             log_level=(env.get("LOG_LEVEL") or "info").upper(),
             log_type=env.get("LOG_TYPE") or "StreamHandler",
             log_retention_days=_number(env, "LOG_RETENTION_DAYS", 14),
-            worker_id=env.get("SYNC_WORKER_ID") or f"{socket.gethostname()}:{os.getpid()}",
+            worker_id=worker_id,
             concurrency=max(1, _number(env, "SYNC_CONCURRENCY", 200)),
             poll_s=max(0.05, _number(env, "SYNC_POLL_INTERVAL_S", 1.0, float)),
             grace_s=max(0.0, _number(env, "SYNC_GRACE_PERIOD_S", 25.0, float)),
