@@ -13,7 +13,7 @@ from werkzeug.serving import make_server
 
 from services.extensions import db
 from services.models import Site, UsabilityCheck
-from sync.agent import Agent, AgentSettings, ResultBuffer, next_slot
+from sync.agent import Agent, AgentSettings, ResultBuffer, SettingsError, next_slot
 from tests.factories import create_site, create_user, token_for
 
 
@@ -169,3 +169,39 @@ def test_offline_slots_stay_on_the_sites_grid():
     assert next_slot(due, 60, due + timedelta(seconds=5)) == due
     assert next_slot(due, 60, due + timedelta(seconds=150)) == due + timedelta(seconds=120)
     assert next_slot(due, 60, due - timedelta(seconds=5)) == due
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "CLOUDEYE_API_URL"),
+        ({"CLOUDEYE_API_URL": "ftp://cloudeye.example.test"}, "CLOUDEYE_API_URL"),
+        ({"CLOUDEYE_API_URL": "https://cloudeye.example.test"}, "CLOUDEYE_API_TOKEN"),
+        (
+            {
+                "CLOUDEYE_API_URL": "https://c.example.test",
+                "CLOUDEYE_API_TOKEN": "t",
+                "SYNC_WORKER_ID": "a b",
+            },
+            "SYNC_WORKER_ID",
+        ),
+        (
+            {
+                "CLOUDEYE_API_URL": "https://c.example.test",
+                "CLOUDEYE_API_TOKEN": "t",
+                "AGENT_BUFFER_MAX": "lots",
+            },
+            "AGENT_BUFFER_MAX",
+        ),
+    ],
+)
+def test_the_agent_refuses_settings_it_cannot_run_with(env, message):
+    with pytest.raises(SettingsError, match=message):
+        AgentSettings.from_env(env)
+
+
+def test_the_agent_needs_only_the_api():
+    settings = AgentSettings.from_env(
+        {"CLOUDEYE_API_URL": "https://c.example.test/", "CLOUDEYE_API_TOKEN": "t"}
+    )
+    assert settings.api_url == "https://c.example.test" and settings.buffer_max == 10_000
