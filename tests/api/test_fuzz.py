@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -313,6 +313,10 @@ def _fuzz(operation, mode: GenerationMode, world: World, app) -> str | None:
         phases=[Phase.explicit, Phase.generate, Phase.shrink],
     )
     def run(case, role, data):
+        # Now and then schemathesis hands the positive run a case it labels negative (an empty upload
+        # taken for invalid, then "accepted" by a valid import: a false positive of negative_data_rejection);
+        # each run checks the cases of its own mode.
+        assume(case.meta is None or case.meta.generation.mode == mode)
         _use_known_values(case, data)
         case.call_and_validate(app=app, headers=_auth_headers(case, world, role), checks=CHECKS)
 
