@@ -2,7 +2,8 @@
 #   api      gunicorn -c api/gunicorn.conf.py cloudeye:app
 #   sync     python sync_main.py
 #   migrate  flask setup            (flask db upgrade + admin bootstrap, then exit 0)
-# docker/entrypoint.sh also accepts those three words as shortcuts, and anything else is exec'd as given.
+#   agent    python sync_main.py --agent   (a remote probe agent: compose.agent.yaml, on another host)
+# docker/entrypoint.sh also accepts those four words as shortcuts, and anything else is exec'd as given.
 #
 # Builds with BuildKit and with the legacy builder alike (Debian's docker.io has no buildx): no syntax
 # directive to pull, no BuildKit-only flag. The executable bits come from git (docker/entrypoint.sh).

@@ -4,6 +4,8 @@
     python sync_main.py --once         # one pass: claim what is due, probe, store, import the inbox,
                                        # send the notifications due
     python sync_main.py --healthcheck  # exit 0 when this host's worker has a fresh heartbeat, else 1
+    python sync_main.py --agent        # a remote probe agent: no database, no Redis, only the API
+                                       # (CLOUDEYE_API_URL, CLOUDEYE_API_TOKEN); --healthcheck with it
 
 Compose and supervisor run exactly these commands (docs/sync.md).
 """
@@ -11,6 +13,7 @@ Compose and supervisor run exactly these commands (docs/sync.md).
 import argparse
 import logging
 import os
+import signal
 import sys
 
 
@@ -19,7 +22,16 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--healthcheck", action="store_true", help="exit 0 when this host's worker is alive")
     mode.add_argument("--once", action="store_true", help="run one pass of every job and exit")
+    parser.add_argument(
+        "--agent",
+        action="store_true",
+        help="run as a remote probe agent (CLOUDEYE_API_URL, CLOUDEYE_API_TOKEN)",
+    )
     args = parser.parse_args(argv)
+    if args.agent:
+        if args.once:
+            parser.error("--once is not for an agent")
+        return agent_healthcheck() if args.healthcheck else run_agent()
 
     from services.config import Config, ConfigError
 
@@ -46,6 +58,38 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     worker.install_signal_handlers()
     return worker.run()
+
+
+def run_agent() -> int:
+    """The agent builds no app: its settings are its own (sync/agent.py), and it touches no database."""
+    from services.log import get_logger, process_log_name, prune_old_logs
+    from sync.agent import Agent, AgentSettings, SettingsError
+
+    try:
+        settings = AgentSettings.from_env()
+    except SettingsError as exc:
+        print(f"agent: configuration error: {exc}", file=sys.stderr)
+        return 2
+    get_logger(
+        None,
+        fname=process_log_name("agent"),
+        log_dir=settings.log_dir,
+        level=settings.log_level,
+        type=settings.log_type,
+    )
+    prune_old_logs(settings.log_dir, settings.log_retention_days)
+    agent = Agent(settings)
+    signal.signal(signal.SIGTERM, lambda *_: agent.stop())
+    signal.signal(signal.SIGINT, lambda *_: agent.stop())
+    return agent.run()
+
+
+def agent_healthcheck() -> int:
+    from sync.agent import is_alive
+
+    alive = is_alive()
+    print("agent: healthy" if alive else "agent: its loop has not turned lately", file=sys.stderr)
+    return 0 if alive else 1
 
 
 def healthcheck(config) -> int:

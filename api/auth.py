@@ -1,8 +1,9 @@
-"""Bearer-token authentication for the v1 blueprint. Views marked `@public` skip it."""
+"""Bearer-token authentication for the v1 blueprint. Views marked `@public` skip it; views marked
+`@probe_operation` are the only ones a probe account may call (and only it: services/probes.py)."""
 
 from flask import current_app, g, request
 
-from services import users
+from services import probes, users
 from services.errors import Unauthorized
 
 
@@ -12,12 +13,22 @@ def public(view):
     return view
 
 
+def probe_operation(view):
+    """Mark a view as one of a remote probe agent's operations."""
+    view._cloudeye_probe = True
+    return view
+
+
+def _marked(endpoint: str | None, mark: str) -> bool:
+    view = current_app.view_functions.get(endpoint)
+    target = getattr(view, "view_class", view)
+    return bool(getattr(target, mark, False))
+
+
 def _is_public(endpoint: str | None) -> bool:
     if endpoint is None:
         return True  # 404/405 from routing: let Flask answer it
-    view = current_app.view_functions.get(endpoint)
-    target = getattr(view, "view_class", view)
-    return bool(getattr(target, "_cloudeye_public", False))
+    return _marked(endpoint, "_cloudeye_public")
 
 
 def authenticate_request():
@@ -28,4 +39,5 @@ def authenticate_request():
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
     g.current_user, g.current_token = users.authenticate_token(secret.strip())
+    probes.check_access(g.current_user, _marked(request.endpoint, "_cloudeye_probe"))
     return None

@@ -7,8 +7,8 @@ from urllib.parse import urlsplit
 
 from flask import g, redirect, request, session, url_for
 
-from services import users
-from services.errors import Unauthorized
+from services import probes, users
+from services.errors import Forbidden, Unauthorized
 from services.models import User
 
 SESSION_TOKEN = "token"
@@ -21,9 +21,12 @@ def load_user() -> None:
     if not secret:
         return
     try:
-        g.user, g.token = users.authenticate_token(secret)
-    except Unauthorized:
+        user, token = users.authenticate_token(secret)
+        probes.check_access(user, probe_operation=False)  # a probe agent's account has no console
+    except (Unauthorized, Forbidden):
         session.clear()
+    else:
+        g.user, g.token = user, token
 
 
 def current_user() -> User:

@@ -75,8 +75,10 @@ class SiteForm(FlaskForm):
     tamper_ignore = TextAreaField(_l("Ignore patterns (regular expressions, one per line)"))
     forbidden_keywords = TextAreaField(_l("Forbidden words (one per line)"))
     paused = BooleanField(_l("Paused"))
+    locations = TextAreaField(_l("Check from these locations (one per line; none: from any one)"))
+    quorum = StringField(_l("Locations that must see it down (empty: a majority)"))
 
-    LIST_FIELDS = ("tamper_ignore", "forbidden_keywords")
+    LIST_FIELDS = ("tamper_ignore", "forbidden_keywords", "locations")
     BOOLEAN_FIELDS = ("keyword_absent", "tamper_enabled", "paused")
 
     def body(self, formdata) -> dict:
@@ -93,8 +95,9 @@ class SiteForm(FlaskForm):
                 body[name] = [line.strip() for line in formdata.get(name, "").splitlines() if line.strip()]
             else:
                 body[name] = formdata.get(name, "").strip()
-        if body["keyword"] == "":
-            body["keyword"] = None
+        for name in ("keyword", "quorum"):
+            if body[name] == "":
+                body[name] = None
         return body
 
     def fill(self, site) -> None:
@@ -117,7 +120,8 @@ class UserCreateForm(FlaskForm):
     username = StringField(_l("Username"))
     password = PasswordField(_l("Password"))
     email = StringField(_l("Email"))
-    role = SelectField(_l("Role"), choices=list(ROLES), default="viewer")
+    # Probe accounts (remote agents) need a location: the API or `flask user create --role probe`.
+    role = SelectField(_l("Role"), choices=[role for role in ROLES if role != "probe"], default="viewer")
 
 
 class UserEditForm(FlaskForm):

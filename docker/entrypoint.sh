@@ -1,5 +1,5 @@
 #!/bin/sh
-# Entrypoint of the cloudeye image. Shortcuts for the three processes, anything else runs as given
+# Entrypoint of the cloudeye image. Shortcuts for its processes, anything else runs as given
 # (`docker compose run --rm api flask user create ...`). Always `exec`, so the process gets the signals.
 set -eu
 
@@ -16,6 +16,11 @@ sync)
 migrate)
 	shift
 	exec flask setup "$@"
+	;;
+agent)
+	# A remote probe agent: only CLOUDEYE_API_URL and CLOUDEYE_API_TOKEN, no database (compose.agent.yaml).
+	shift
+	exec python sync_main.py --agent "$@"
 	;;
 *)
 	exec "$@"

@@ -79,7 +79,7 @@ fi
 		# Pass through whatever else configures the app, gunicorn or nginx.
 		while IFS= read -r name; do
 			printf 'export %s=%q\n' "$name" "${!name}"
-		done < <(compgen -e | grep -E '^(GUNICORN_|NGINX_|LOG_LEVEL$|LOG_TYPE$|LOGIN_|TRUSTED_PROXIES$|MAX_REQUEST_BYTES$|MAX_REPORT_BYTES$|CACHE_TTL_S$|USABILITY_|ALLOW_PRIVATE_TARGETS$|SYNC_|DB_POOL_SIZE$|DB_MAX_OVERFLOW$|CLOUDEYE_ADMIN_EMAIL$)' |
+		done < <(compgen -e | grep -E '^(GUNICORN_|NGINX_|LOG_LEVEL$|LOG_TYPE$|LOGIN_|TRUSTED_PROXIES$|MAX_REQUEST_BYTES$|MAX_REPORT_BYTES$|CACHE_TTL_S$|USABILITY_|ALLOW_PRIVATE_TARGETS$|SYNC_|DB_POOL_SIZE$|DB_MAX_OVERFLOW$|CLOUDEYE_ADMIN_EMAIL$|CLOUDEYE_LOCATION$|PROBE_)' |
 			grep -vE '^(GUNICORN_BIND|GUNICORN_PIDFILE|GUNICORN_CONTROL_SOCKET|NGINX_OUT_DIR|NGINX_LISTEN|NGINX_UPSTREAM|NGINX_PID|NGINX_TEMP_DIR|NGINX_STATIC_ROOT|NGINX_CONSOLE_STATIC_ROOT)$')
 		if [ "$(id -u)" -eq 0 ] && [ -z "${NGINX_USER:-}" ] && id www-data >/dev/null 2>&1; then
 			echo "export NGINX_USER=www-data" # nginx workers never run as root

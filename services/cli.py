@@ -1,12 +1,15 @@
-"""CLI commands, grouped per topic: `flask user create`, `flask user bootstrap-admin`, `flask setup`."""
+"""CLI commands, grouped per topic: `flask user create`, `flask user probe-token`, `flask user bootstrap-admin`,
+`flask setup`."""
 
 import click
+import sqlalchemy as sa
 from flask import current_app
 from flask.cli import AppGroup
 
 from services import users
 from services.errors import DomainError
-from services.models import ROLES
+from services.extensions import db
+from services.models import ROLES, User
 
 user_cli = AppGroup("user", help="Manage users.")
 
@@ -16,13 +19,27 @@ user_cli = AppGroup("user", help="Manage users.")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 @click.option("--role", type=click.Choice(ROLES), default="viewer", show_default=True)
 @click.option("--email", default=None)
-def create_user_command(username, password, role, email):
+@click.option("--location", default=None, help="role probe only: where its agent runs")
+def create_user_command(username, password, role, email, location):
     """Create a user (the same username and password rules as the API)."""
     try:
-        user = users.create_user(username, password, role=role, email=email)
+        user = users.create_user(username, password, role=role, email=email, location=location)
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"created user {user.username} (id {user.id}, role {user.role})")
+
+
+@user_cli.command("probe-token")
+@click.option("--username", required=True, help="a user of role probe")
+@click.option("--name", default="agent", show_default=True, help="what the token is for")
+@click.option("--expires-in-days", type=click.IntRange(1, 3650), default=None, help="default: never")
+def probe_token_command(username, name, expires_in_days):
+    """Print a new API token for a probe account's agent (CLOUDEYE_API_TOKEN); only its hash is kept."""
+    user = db.session.scalar(sa.select(User).where(User.username == username))
+    if user is None or user.role != "probe":
+        raise click.ClickException(f"no probe account named {username!r}")
+    secret, _ = users.create_api_token(user, name, expires_in_days)
+    click.echo(secret)
 
 
 @user_cli.command("bootstrap-admin")

@@ -116,6 +116,11 @@ class Config:
         self.SYNC_FINDINGS_REFRESH_S = _env_int("SYNC_FINDINGS_REFRESH_S", 3600)
         self.SYNC_MAX_BODY_BYTES = _env_int("SYNC_MAX_BODY_BYTES", 2 * 1024 * 1024)
         self.SYNC_CA_FILE = env.get("SYNC_CA_FILE") or None  # extra trusted CAs (PEM), e.g. an intranet CA
+        # locations (docs/sync.md, "Locations"): this replica's label, carried by its heartbeats and checks
+        self.CLOUDEYE_LOCATION = (env.get("CLOUDEYE_LOCATION") or "default").strip()
+        # remote probe agents' API calls (claims, results), per probe user and window
+        self.PROBE_RATE_LIMIT = _env_int("PROBE_RATE_LIMIT", 600)
+        self.PROBE_RATE_WINDOW_S = _env_int("PROBE_RATE_WINDOW_S", 60)
         # alerts (docs/alerts.md): links in messages, and the sync worker's sender
         self.CLOUDEYE_PUBLIC_URL = (env.get("CLOUDEYE_PUBLIC_URL") or "").rstrip("/") or None
         self.NOTIFY_CONCURRENCY = _env_int("NOTIFY_CONCURRENCY", 8)  # sends at once, per worker
@@ -159,8 +164,15 @@ class Config:
         if self.CLOUDEYE_PUBLIC_URL and not self.CLOUDEYE_PUBLIC_URL.startswith(("http://", "https://")):
             raise ConfigError("CLOUDEYE_PUBLIC_URL must be an http(s) URL, e.g. https://cloudeye.example.com")
 
+    def check_location(self) -> None:
+        from services.locations import LOCATION_RULE, valid_name
+
+        if not valid_name(self.CLOUDEYE_LOCATION):
+            raise ConfigError(f"CLOUDEYE_LOCATION must be {LOCATION_RULE}, got {self.CLOUDEYE_LOCATION!r}")
+
     def validate(self) -> None:
         self.check_public_url()
+        self.check_location()
         if not self.SECRET_KEY:
             # Development and tests get a fresh random key per start: tokens are stored hashed,
             # so nothing persistent depends on it.
@@ -194,6 +206,7 @@ class ProductionConfig(Config):
 
     def validate(self) -> None:
         self.check_public_url()
+        self.check_location()
         if self.SECRET_KEY.strip().lower() in KNOWN_DEFAULT_SECRETS or len(self.SECRET_KEY) < 16:
             raise ConfigError(
                 "SECRET_KEY is missing, too short or a known default; production needs a random value "

@@ -15,8 +15,9 @@ import re
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
+from services.locations import LOCATION_PATTERN, LOCATION_RULE
 from services.models import ROLES
-from services.sites import LIST_LIMITS, NUMBER_RANGES, TEXT_LENGTHS, default_settings
+from services.sites import LIST_LIMITS, MAX_LOCATIONS, NUMBER_RANGES, TEXT_LENGTHS, default_settings
 from services.users import PASSWORD_LENGTH, PASSWORD_RULE, USERNAME_LENGTH, USERNAME_RULE
 
 MAX_ID = 2**63 - 1
@@ -132,6 +133,27 @@ class SiteWriteSchema(Schema):
         Str(metadata=_item_length("forbidden_keywords")), metadata=_documented("forbidden_keywords")
     )
     paused = JSONBoolean(metadata=_documented("paused"))
+    locations = fields.List(
+        Str(metadata={"pattern": LOCATION_PATTERN, "description": LOCATION_RULE}),
+        metadata={
+            "default": [],
+            "maxItems": MAX_LOCATIONS,
+            "uniqueItems": True,
+            "description": "where the site is checked from (CLOUDEYE_LOCATION of sync replicas, or a probe "
+            "agent's location); empty: by any one location, once per check. A location nobody runs is "
+            "allowed (and reported not alive)",
+        },
+    )
+    quorum = JSONInteger(
+        allow_none=True,
+        metadata={
+            "default": None,
+            "minimum": 1,
+            "maximum": MAX_LOCATIONS,
+            "description": "how many live locations must see the site down before it is down: 1 to the "
+            "number of locations; null: a majority of them (and null without locations)",
+        },
+    )
 
 
 class SiteUpdateSchema(SiteWriteSchema):
@@ -147,11 +169,15 @@ USERNAME = {"minLength": USERNAME_LENGTH[0], "maxLength": USERNAME_LENGTH[1], "d
 PASSWORD = {"minLength": PASSWORD_LENGTH[0], "maxLength": PASSWORD_LENGTH[1], "description": PASSWORD_RULE}
 
 
+LOCATION = {"pattern": LOCATION_PATTERN, "description": f"role probe only, and required: {LOCATION_RULE}"}
+
+
 class UserCreateSchema(Schema):
     username = Str(required=True, metadata=USERNAME)
     password = Str(required=True, load_only=True, metadata=PASSWORD)
     email = fields.Email(allow_none=True, load_default=None, validate=validate.Length(max=255))
     role = fields.String(load_default="viewer", validate=validate.OneOf(ROLES))
+    location = Str(allow_none=True, load_default=None, metadata=LOCATION)
 
 
 class UserUpdateSchema(Schema):
@@ -166,6 +192,7 @@ class UserUpdateSchema(Schema):
     )
     email = fields.Email(allow_none=True, validate=validate.Length(max=255))
     role = fields.String(validate=validate.OneOf(ROLES))
+    location = Str(allow_none=True, metadata=LOCATION)
     is_active = JSONBoolean()
 
 

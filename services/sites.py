@@ -23,7 +23,8 @@ from sqlalchemy.orm import joinedload
 from services.cache import cache
 from services.errors import Conflict, Forbidden, Invalid, NotFound
 from services.extensions import db
-from services.models import Site, SiteMember, User
+from services.locations import LOCATION_RULE, valid_name
+from services.models import Site, SiteLocation, SiteMember, User
 from services.search import contains_text
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ NUMBER_RANGES = {
 TEXT_LENGTHS = {"name": (1, 200), "url": (1, 2048), "accepted_status": (3, 100), "keyword": (1, 255)}
 # list field -> (most items, (shortest, longest) item)
 LIST_LIMITS = {"tamper_ignore": (50, (1, 500)), "forbidden_keywords": (100, (1, 200))}
+MAX_LOCATIONS = 16  # a site's locations, at most
 _URL_FORMAT = validate.URL(schemes={"http", "https"}, require_tld=False, error="must be an http(s) URL")
 
 
@@ -133,6 +135,8 @@ def default_settings() -> dict:
         if default is not None:
             defaults[name] = default.arg(None) if default.is_callable else default.arg
     defaults.setdefault("keyword", None)
+    defaults["locations"] = []
+    defaults["quorum"] = None
     return defaults
 
 
@@ -179,6 +183,7 @@ def check_settings(values: dict, current: Site | None = None) -> None:
                 compile_ignore_pattern(pattern)
             except ValueError as exc:
                 refuse("tamper_ignore", str(exc))
+    _check_locations(values, current, errors)
     timeout = values.get("timeout_s", current.timeout_s if current else None)
     interval = values.get("check_interval_s", current.check_interval_s if current else None)
     if timeout is not None and interval is not None and timeout > interval and "timeout_s" not in errors:
@@ -233,6 +238,30 @@ def _numeric_host_is_canonical(host: str) -> bool:
         return str(ipaddress.IPv4Address(host)) == host
     except ValueError:
         return False
+
+
+def _check_locations(values: dict, current: Site | None, errors: dict[str, list[str]]) -> None:
+    """`locations`: distinct names (any name: a location nobody runs yet is simply not alive); `quorum`:
+    null (a majority) or between 1 and the number of locations, and null for a site without locations."""
+
+    def refuse(name: str, message: str) -> None:
+        errors.setdefault(name, []).append(message)
+
+    names = values.get("locations", current.locations if current else []) or []
+    if "locations" in values:
+        if len(names) > MAX_LOCATIONS:
+            refuse("locations", f"at most {MAX_LOCATIONS} locations")
+        if any(not valid_name(name) for name in names):
+            refuse("locations", f"each location is {LOCATION_RULE}")
+        if len(set(names)) != len(names):
+            refuse("locations", "each location may appear only once")
+    quorum = values.get("quorum", current.quorum if current else None)
+    if quorum is None or "locations" in errors:
+        return
+    if not names:
+        refuse("quorum", "must be null for a site checked from any location (no locations)")
+    elif not 1 <= quorum <= len(names):
+        refuse("quorum", f"must be between 1 and {len(names)} (the number of locations)")
 
 
 def check_target(url: str) -> None:
@@ -350,8 +379,9 @@ def create_site(user: User, data: dict) -> Site:
     check_settings(values)
     values["url"], values["url_password"] = split_credentials(values["url"])
     site = Site(owner_id=user.id, **values)
-    site.next_check_at = datetime.now(UTC)
     db.session.add(site)
+    db.session.flush()
+    place_locations(site, datetime.now(UTC))
     db.session.commit()
     log.info("site created: id=%s url=%s by user=%s", site.id, site.url, user.id)
     return site
@@ -362,6 +392,8 @@ def update_site(user: User, site_id: int, changes: dict) -> Site:
     required = [name for name in ("name", "url") if name in changes and changes[name] is None]
     if required:
         raise Invalid("name and url cannot be removed", errors={name: ["required"] for name in required})
+    if site.locations or changes.get("locations"):
+        _lock(site)
     check_settings(changes, current=site)
     changes = dict(changes)
     if "url" in changes:
@@ -374,16 +406,19 @@ def update_site(user: User, site_id: int, changes: dict) -> Site:
         site.url_password,
     )
     tamper_switched_on = changes.get("tamper_enabled") is True and not site.tamper_enabled
+    moved = "locations" in changes and list(changes["locations"]) != list(site.locations or [])
     for field, value in changes.items():
         setattr(site, field, value)
     now = datetime.now(UTC)
+    if moved or "paused" in changes:
+        place_locations(site, now)
     if new_target or tamper_switched_on:
         # Another page, or tamper detection after a pause in it: check at once, and let the first fetch be
         # the tamper baseline rather than compare it with an old page.
-        site.next_check_at = now
+        _schedule_now(site, now)
         site.baseline_requested_at = now
     elif "check_interval_s" in changes or changes.get("paused") is False:
-        site.next_check_at = now
+        _schedule_now(site, now)
     db.session.commit()
     invalidate_site(site.id)
     return site
@@ -403,9 +438,11 @@ def request_check(user: User, site_id: int) -> Site:
     """Ask the worker to check the site at once (it polls for due sites)."""
     site = get_site(user, site_id, write=True)
     _refuse_if_paused(site)
+    if site.locations:
+        _lock(site)
     now = datetime.now(UTC)
     site.check_requested_at = now
-    site.next_check_at = now
+    _schedule_now(site, now)
     db.session.commit()
     return site
 
@@ -416,11 +453,71 @@ def request_baseline(user: User, site_id: int) -> Site:
     if not site.tamper_enabled:
         raise Conflict("tamper detection is not enabled for this site")
     _refuse_if_paused(site)
+    if site.locations:
+        _lock(site)
     now = datetime.now(UTC)
     site.baseline_requested_at = now
-    site.next_check_at = now
+    _schedule_now(site, now)
     db.session.commit()
     return site
+
+
+def _lock(site: Site) -> None:
+    """Lock the site's row before touching its location rows (only a site with locations has any): the
+    worker's writers lock the site, then its locations, and so must everybody else, or two transactions
+    could wait for each other."""
+    db.session.refresh(site, with_for_update=True)
+
+
+def place_locations(site: Site, now: datetime) -> None:
+    """Keep the site's schedule where its `locations` say, in the caller's transaction (site row locked):
+    one `site_locations` row per location — a new one due at once, the others kept with their votes —
+    and none left for a location it no longer names; the site's own `next_check_at` only for a site
+    checked from any location. A paused site's rows are never due (no next_check_at)."""
+    rows = {
+        row.location: row
+        for row in db.session.scalars(
+            sa.select(SiteLocation).where(SiteLocation.site_id == site.id).with_for_update()
+        )
+    }
+    names = list(site.locations or [])
+    # Another set of locations: all of them due now, so that they keep checking the same slots.
+    regrid = set(rows) != set(names)
+    for name, row in rows.items():
+        if name not in names:
+            db.session.delete(row)
+        elif site.paused:
+            row.next_check_at = None
+        elif regrid or row.next_check_at is None:
+            row.next_check_at = now
+    for name in names:
+        if name not in rows:
+            db.session.add(
+                SiteLocation(
+                    site_id=site.id,
+                    location=name,
+                    next_check_at=None if site.paused else now,
+                    state="unknown",
+                    consecutive_failures=0,
+                )
+            )
+    if names:
+        site.next_check_at = None
+    elif site.next_check_at is None:
+        site.next_check_at = now
+
+
+def _schedule_now(site: Site, now: datetime) -> None:
+    """Make the site due at once: its own schedule, or that of each of its locations (all on one grid)."""
+    if not site.locations:
+        site.next_check_at = now
+        return
+    db.session.execute(
+        sa.update(SiteLocation)
+        .where(SiteLocation.site_id == site.id)
+        .values(next_check_at=None if site.paused else now)
+        .execution_options(synchronize_session="fetch")
+    )
 
 
 def _refuse_if_paused(site: Site) -> None:

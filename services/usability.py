@@ -1,8 +1,15 @@
-"""Usability: recording check results (state machine, incidents, rollups) and reading them back.
+"""Usability: recording check results (state machine, location quorum, incidents, rollups) and reading
+them back.
 
-The sync worker calls `record_results`; the API reads through `list_checks`, `summary`, `list_incidents`.
-Uptime and average latency come from hourly rollups, so a summary reads at most 720 small rows whatever
-the history; p95 reads the last 24 hours of raw checks through the (site_id, checked_at) index.
+The sync worker and the probe API call `record_results` (through `services.scheduler.record_claimed`); the
+API reads through `list_checks`, `summary`, `list_incidents`. Uptime and average latency come from hourly
+rollups, so a summary reads at most 720 small rows (and as many per location) whatever the history; p95
+reads the last 24 hours of raw checks through the (site_id, checked_at) index.
+
+A site checked from any location has one state machine (`_apply_state`: failures in a row against
+max_retries). A site with locations has one per location (`_apply_vote`: that location's view) and its
+own state is the vote of its live locations (`_decide`, rule in `services.locations.decide`): the one
+place its up/down transitions, incidents and notifications are decided.
 """
 
 import logging
@@ -12,11 +19,20 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, sqlite
 
+from services import locations
 from services.alerts import events as alert_events
 from services.alerts import maintenance as maintenance_windows
 from services.cache import cache
 from services.extensions import db
-from services.models import Incident, Site, UsabilityCheck, UsabilityRollup, User
+from services.models import (
+    Incident,
+    Site,
+    SiteLocation,
+    UsabilityCheck,
+    UsabilityLocationRollup,
+    UsabilityRollup,
+    User,
+)
 from services.sites import filter_visible, get_site, invalidate_site
 
 log = logging.getLogger(__name__)
@@ -36,6 +52,8 @@ class CheckResult:
     failure_kind: str | None = None
     reason: str | None = None
     tls_expires_at: datetime | None = None
+    location: str = locations.DEFAULT_LOCATION  # where it was made from
+    late: bool = False  # sent late by an agent (it could not reach the API): recorded, never votes
 
 
 # --- writing ---------------------------------------------------------------------------------------
@@ -49,37 +67,97 @@ def day_start(moment: datetime) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def record_results(results: list[CheckResult]) -> list[UsabilityCheck]:
+def lock_sites(site_ids) -> tuple[dict[int, Site], dict[tuple[int, str], SiteLocation]]:
+    """Lock the sites and the location rows of those with locations, in id order (every writer does the
+    same, so writers never deadlock), and read their latest committed state."""
+    sites = {
+        site.id: site
+        for site in db.session.scalars(
+            sa.select(Site)
+            .where(Site.id.in_(sorted(site_ids)))
+            .order_by(Site.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    }
+    located = sorted(site_id for site_id, site in sites.items() if site.locations)
+    votes = {}
+    if located:
+        votes = {
+            (row.site_id, row.location): row
+            for row in db.session.scalars(
+                sa.select(SiteLocation)
+                .where(SiteLocation.site_id.in_(located))
+                .order_by(SiteLocation.site_id, SiteLocation.location)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        }
+    return sites, votes
+
+
+def record_results(
+    results: list[CheckResult],
+    sites: dict[int, Site] | None = None,
+    votes: dict[tuple[int, str], SiteLocation] | None = None,
+) -> list[UsabilityCheck]:
     """Store a batch of results with their state changes, incidents, rollups and the notifications those
-    cause, in the caller's transaction (the caller commits). A result whose (site, due_at) slot is already
-    recorded — another replica ran it — is skipped, so the batch never counts a slot twice.
+    cause, in the caller's transaction (the caller commits; `sites` and `votes` when it has locked them
+    with `lock_sites`). A result whose slot is already recorded is skipped: (site, due_at) for a site
+    checked from any location, (site, due_at, location) for a site with locations, so a slot is never
+    counted twice; and so is a result from a location the site no longer names.
+
+    A result of a site with locations that is late (an agent's, sent after the API came back, or older
+    than its location's latest) is stored and counted in the rollups but does not vote: it never changes
+    a decision already taken.
 
     A check made inside a maintenance window is stored like any other, but counted apart in the rollups
     (`checks_maintenance`, left out of uptime %), and an incident it opens is flagged `in_maintenance`."""
     if not results:
         return []
     site_ids = {r.site_id for r in results}
-    sites = {
-        s.id: s for s in db.session.scalars(sa.select(Site).where(Site.id.in_(site_ids)).with_for_update())
-    }
+    if sites is None:
+        sites, votes = lock_sites(site_ids)
+    votes = votes or {}
     taken = set(
         db.session.execute(
-            sa.select(UsabilityCheck.site_id, UsabilityCheck.due_at).where(
+            sa.select(UsabilityCheck.site_id, UsabilityCheck.due_at, UsabilityCheck.location).where(
                 UsabilityCheck.site_id.in_(site_ids),
                 UsabilityCheck.due_at.in_({r.due_at for r in results}),
             )
         ).all()
     )
+    taken_slots = {(site_id, due_at) for site_id, due_at, _ in taken}
+    named = {name for site in sites.values() for name in site.locations or ()}
+    live = locations.live_locations(named) if named else set()
     maintenance = maintenance_windows.coverage(site_ids)
-    stored, in_maintenance, changes, certificates = [], [], [], []
+    stored, site_counts, location_counts, changes, certificates = [], [], [], [], []
     for result in sorted(results, key=lambda r: r.checked_at):
         site = sites.get(result.site_id)
-        if site is None or (result.site_id, result.due_at) in taken:
+        if site is None:
             continue
-        taken.add((result.site_id, result.due_at))
+        vote = None
+        if site.locations:
+            slot = (result.site_id, result.due_at, result.location)
+            if result.location not in site.locations or slot in taken:
+                continue
+            taken.add(slot)
+            vote = votes.get((site.id, result.location))
+            late = (
+                result.late
+                or vote is None
+                or (vote.last_due_at is not None and result.due_at <= vote.last_due_at)
+            )
+        else:
+            if (result.site_id, result.due_at) in taken_slots:
+                continue
+            late = False
+        taken_slots.add((result.site_id, result.due_at))
         check = UsabilityCheck(
             site_id=result.site_id,
             due_at=result.due_at,
+            location=result.location,
+            late=late,
             checked_at=result.checked_at,
             status="up" if result.up else "down",
             http_status=result.http_status,
@@ -91,15 +169,25 @@ def record_results(results: list[CheckResult]) -> list[UsabilityCheck]:
         db.session.add(check)
         stored.append(check)
         quiet = maintenance.active(site.id, result.checked_at)
-        in_maintenance.append(quiet)
-        change = _apply_state(site, result, quiet)
+        if not site.locations:
+            change = _apply_state(site, result, quiet)
+            site_counts.append((check, check.status == "up", quiet))
+        else:
+            location_counts.append((check, quiet))
+            if late:
+                continue
+            _apply_vote(site, vote, result)
+            change = _decide(site, votes, live, result, quiet)
+            # The site's own uptime follows its decided state: one location's failures never lower it.
+            site_counts.append((check, site.state != "down", quiet))
         if change is not None:
             changes.append(change)
         if result.tls_expires_at is not None:
             certificates.append((site, result.tls_expires_at, result.checked_at))
     db.session.flush()
-    _add_to_rollups(stored, in_maintenance)
-    # State changed -> events: one call, wherever the up/down decision is made.
+    _add_to_rollups(site_counts)
+    _add_to_location_rollups(location_counts)
+    # State changed -> events: one call per batch, where the up/down decision (and the quorum) is made.
     alert_events.site_states_changed(changes, maintenance)
     alert_events.tls_checked(certificates, maintenance)
     for site_id in site_ids:
@@ -125,15 +213,73 @@ def _apply_state(site: Site, result: CheckResult, in_maintenance: bool) -> alert
     if site.consecutive_failures > site.max_retries:
         site.state = "down"
         if previous != "down":
-            cause = f"{result.failure_kind or 'other'}: {result.reason or 'check failed'}"[:500]
+            cause = _cause(result)
             incident = Incident(
-                site_id=site.id, started_at=result.checked_at, cause=cause, in_maintenance=in_maintenance
+                site_id=site.id,
+                started_at=result.checked_at,
+                cause=cause,
+                location=result.location,
+                in_maintenance=in_maintenance,
             )
             db.session.add(incident)
             log.warning("site %s is down: %s", site.id, cause)
             return alert_events.StateChange(site, "down", result.checked_at, incident)
     else:
         site.state = "pending"
+    return None
+
+
+def _cause(result: CheckResult) -> str:
+    return f"{result.failure_kind or 'other'}: {result.reason or 'check failed'}"[:500]
+
+
+def _apply_vote(site: Site, vote: SiteLocation, result: CheckResult) -> None:
+    """The location's own state machine (its view of the site): the same rule as `_apply_state`."""
+    vote.last_checked_at = result.checked_at
+    vote.last_due_at = result.due_at
+    if site.last_checked_at is None or result.checked_at > site.last_checked_at:
+        site.last_checked_at = result.checked_at
+    if result.tls_expires_at is not None:
+        site.tls_expires_at = result.tls_expires_at
+    if result.up:
+        vote.consecutive_failures = 0
+        vote.state = "up"
+        vote.last_cause = None
+        return
+    vote.consecutive_failures += 1
+    vote.state = "down" if vote.consecutive_failures > site.max_retries else "pending"
+    vote.last_cause = _cause(result)
+
+
+def _decide(
+    site: Site, votes: dict, live: set[str], result: CheckResult, in_maintenance: bool
+) -> alert_events.StateChange | None:
+    """The site's state from its live locations' views (the quorum); returns the up/down transition."""
+    views = {name: votes[(site.id, name)].state for name in site.locations if (site.id, name) in votes}
+    decision = locations.decide(views, live, site.effective_quorum, site.state)
+    previous = site.state
+    if decision.state is None or decision.state == previous:
+        return None
+    site.state = decision.state
+    if decision.state == "down":
+        down = "; ".join(f"{name}: {votes[(site.id, name)].last_cause}" for name in decision.down)
+        cause = (
+            f"down from {len(decision.down)} of {decision.live} live locations "
+            f"(quorum {decision.quorum}) - {down}"
+        )[:500]
+        incident = Incident(
+            site_id=site.id,
+            started_at=result.checked_at,
+            cause=cause,
+            location=result.location,
+            in_maintenance=in_maintenance,
+        )
+        db.session.add(incident)
+        log.warning("site %s is down: %s", site.id, cause)
+        return alert_events.StateChange(site, "down", result.checked_at, incident)
+    if previous == "down":
+        incident = _close_incident(site.id, result.checked_at)
+        return alert_events.StateChange(site, "up", result.checked_at, incident)
     return None
 
 
@@ -150,11 +296,12 @@ def _close_incident(site_id: int, ended_at: datetime) -> Incident | None:
     return incident
 
 
-def _add_to_rollups(checks: list[UsabilityCheck], in_maintenance: list[bool]) -> None:
-    """Add the checks to their hourly and daily buckets with one upsert per bucket. A check made in a
-    maintenance window counts only in `checks_maintenance`: uptime % is checks_up / checks_total."""
+def _add_to_rollups(counts: list[tuple[UsabilityCheck, bool, bool]]) -> None:
+    """Add (check, counts as up, in maintenance) to the site's hourly and daily buckets with one upsert
+    per bucket. A check made in a maintenance window counts only in `checks_maintenance`: uptime % is
+    checks_up / checks_total."""
     buckets: dict[tuple, dict] = {}
-    for check, quiet in zip(checks, in_maintenance, strict=True):
+    for check, counts_up, quiet in counts:
         for period, start in (("hour", hour_start(check.checked_at)), ("day", day_start(check.checked_at))):
             row = buckets.setdefault(
                 (check.site_id, period, start),
@@ -174,39 +321,77 @@ def _add_to_rollups(checks: list[UsabilityCheck], in_maintenance: list[bool]) ->
                 row["checks_maintenance"] += 1
                 continue
             row["checks_total"] += 1
-            if check.status == "up":
+            if counts_up:
                 row["checks_up"] += 1
-                if check.response_ms is not None:
-                    row["latency_sum_ms"] += check.response_ms
-                    row["latency_count"] += 1
-                    row["latency_max_ms"] = max(row["latency_max_ms"], check.response_ms)
+            if check.status == "up" and check.response_ms is not None:
+                row["latency_sum_ms"] += check.response_ms
+                row["latency_count"] += 1
+                row["latency_max_ms"] = max(row["latency_max_ms"], check.response_ms)
     if not buckets:
         return
-    rows = list(buckets.values())
-    table = UsabilityRollup.__table__
+    _upsert_counters(
+        UsabilityRollup.__table__,
+        list(buckets.values()),
+        ["site_id", "period", "bucket_start"],
+        greatest=("latency_max_ms",),
+    )
+
+
+def _add_to_location_rollups(counts: list[tuple[UsabilityCheck, bool]]) -> None:
+    """The checks of sites with locations, by location and hour: each location's own uptime and latency."""
+    buckets: dict[tuple, dict] = {}
+    for check, quiet in counts:
+        start = hour_start(check.checked_at)
+        row = buckets.setdefault(
+            (check.site_id, check.location, start),
+            {
+                "site_id": check.site_id,
+                "location": check.location,
+                "bucket_start": start,
+                "checks_total": 0,
+                "checks_up": 0,
+                "latency_sum_ms": 0.0,
+                "latency_count": 0,
+                "checks_maintenance": 0,
+            },
+        )
+        if quiet:
+            row["checks_maintenance"] += 1
+            continue
+        row["checks_total"] += 1
+        if check.status == "up":
+            row["checks_up"] += 1
+            if check.response_ms is not None:
+                row["latency_sum_ms"] += check.response_ms
+                row["latency_count"] += 1
+    if buckets:
+        _upsert_counters(
+            UsabilityLocationRollup.__table__, list(buckets.values()), ["site_id", "location", "bucket_start"]
+        )
+
+
+def _upsert_counters(table: sa.Table, rows: list[dict], key: list[str], greatest: tuple = ()) -> None:
+    """One INSERT of `rows` that adds their counters to the rows already there (`greatest`: kept max)."""
+    counters = [name for name in rows[0] if name not in key]
     if db.engine.dialect.name == "mysql":
         stmt = mysql.insert(table).values(rows)
         new = stmt.inserted
         stmt = stmt.on_duplicate_key_update(
-            checks_total=table.c.checks_total + new.checks_total,
-            checks_up=table.c.checks_up + new.checks_up,
-            latency_sum_ms=table.c.latency_sum_ms + new.latency_sum_ms,
-            latency_count=table.c.latency_count + new.latency_count,
-            latency_max_ms=sa.func.greatest(table.c.latency_max_ms, new.latency_max_ms),
-            checks_maintenance=table.c.checks_maintenance + new.checks_maintenance,
+            **{
+                name: sa.func.greatest(table.c[name], new[name])
+                if name in greatest
+                else table.c[name] + new[name]
+                for name in counters
+            }
         )
     else:
         stmt = sqlite.insert(table).values(rows)
         new = stmt.excluded
         stmt = stmt.on_conflict_do_update(
-            index_elements=["site_id", "period", "bucket_start"],
+            index_elements=key,
             set_={
-                "checks_total": table.c.checks_total + new.checks_total,
-                "checks_up": table.c.checks_up + new.checks_up,
-                "latency_sum_ms": table.c.latency_sum_ms + new.latency_sum_ms,
-                "latency_count": table.c.latency_count + new.latency_count,
-                "latency_max_ms": sa.func.max(table.c.latency_max_ms, new.latency_max_ms),
-                "checks_maintenance": table.c.checks_maintenance + new.checks_maintenance,
+                name: sa.func.max(table.c[name], new[name]) if name in greatest else table.c[name] + new[name]
+                for name in counters
             },
         )
     db.session.execute(stmt)
@@ -241,19 +426,29 @@ def delete_old_hourly_rollups(keep_days: int, sites_per_statement: int = 100) ->
                 UsabilityRollup.bucket_start < cutoff,
             )
         )
+        located = db.session.execute(
+            sa.delete(UsabilityLocationRollup).where(
+                UsabilityLocationRollup.site_id.in_(site_ids[start : start + sites_per_statement]),
+                UsabilityLocationRollup.bucket_start < cutoff,
+            )
+        )
         db.session.commit()
-        deleted += result.rowcount
+        deleted += result.rowcount + located.rowcount
     return deleted
 
 
 # --- reading ---------------------------------------------------------------------------------------
 
 
-def list_checks(user: User, site_id=None, status=None, since=None, until=None) -> sa.Select:
+def list_checks(
+    user: User, site_id=None, status=None, since=None, until=None, location: str | None = None
+) -> sa.Select:
     query = sa.select(UsabilityCheck)
     query = filter_visible(query, UsabilityCheck.site_id, user, site_id)
     if status:
         query = query.where(UsabilityCheck.status == status)
+    if location:
+        query = query.where(UsabilityCheck.location == location)
     if since:
         query = query.where(UsabilityCheck.checked_at >= since)
     if until:
@@ -275,10 +470,25 @@ def summary(user: User, site_id: int) -> dict:
     key = cache.key("summary", site_id)
     cached, version = cache.get_versioned(key)  # the version before any of the rows are read
     site = get_site(user, site_id)  # access check on every call, even when cached
-    if cached is not None:
-        return cached
-    value = _compute_summary(site)
-    cache.set_versioned(key, value, version)
+    if cached is None:
+        cached = _compute_summary(site)
+        cache.set_versioned(key, cached, version)
+    return _with_liveness(cached, site)
+
+
+def _with_liveness(value: dict, site: Site) -> dict:
+    """Which of the site's locations are alive now, and whether its state is held for want of them: read
+    on every call (heartbeats change without any write that would invalidate the cached summary)."""
+    value = {**value, "state_held_reason": None}
+    if not site.locations:
+        return value
+    live = locations.live_locations(site.locations)
+    value["locations"] = {
+        name: {**figures, "alive": name in live} for name, figures in value["locations"].items()
+    }
+    value["state_held_reason"] = locations.held_reason(
+        len(live & set(site.locations)), len(site.locations), site.effective_quorum
+    )
     return value
 
 
@@ -316,6 +526,8 @@ def _compute_summary(site: Site) -> dict:
     return {
         "site_id": site.id,
         "state": site.state,
+        "quorum": site.effective_quorum,
+        "locations": _location_figures(site, now),
         "uptime": uptime,
         "latency_ms": {
             "avg": round(latency_sum / latency_count, 2) if latency_count else None,
@@ -331,6 +543,51 @@ def _compute_summary(site: Site) -> dict:
             "cause": open_incident.cause,
         },
     }
+
+
+def _location_figures(site: Site, now: datetime) -> dict:
+    """{location: {state, uptime, latency_ms, last_checked_at}} of a site with locations, from its
+    site_locations rows and its per-location hourly rollups (720 rows a location at most)."""
+    if not site.locations:
+        return {}
+    views = {
+        row.location: row
+        for row in db.session.scalars(sa.select(SiteLocation).where(SiteLocation.site_id == site.id))
+    }
+    rows = db.session.execute(
+        sa.select(
+            UsabilityLocationRollup.location,
+            UsabilityLocationRollup.bucket_start,
+            UsabilityLocationRollup.checks_total,
+            UsabilityLocationRollup.checks_up,
+            UsabilityLocationRollup.latency_sum_ms,
+            UsabilityLocationRollup.latency_count,
+        ).where(
+            UsabilityLocationRollup.site_id == site.id,
+            UsabilityLocationRollup.bucket_start >= hour_start(now - UPTIME_WINDOWS["30d"]),
+        )
+    ).all()
+    figures = {}
+    for name in site.locations:
+        own = [row for row in rows if row.location == name]
+        uptime = {}
+        for window, span in UPTIME_WINDOWS.items():
+            start = hour_start(now - span)
+            total = sum(r.checks_total for r in own if r.bucket_start >= start)
+            up = sum(r.checks_up for r in own if r.bucket_start >= start)
+            uptime[window] = round(100.0 * up / total, 3) if total else None
+        day = [r for r in own if r.bucket_start >= hour_start(now - UPTIME_WINDOWS["24h"])]
+        latency_count = sum(r.latency_count for r in day)
+        view = views.get(name)
+        figures[name] = {
+            "state": view.state if view is not None else "unknown",
+            "uptime": uptime,
+            "latency_ms": {
+                "avg": round(sum(r.latency_sum_ms for r in day) / latency_count, 2) if latency_count else None
+            },
+            "last_checked_at": _iso(view.last_checked_at) if view is not None else None,
+        }
+    return figures
 
 
 def _p95_last_day(site_id: int, now: datetime) -> float | None:

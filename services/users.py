@@ -101,11 +101,30 @@ def list_users(role: str | None = None):
     return query
 
 
-def create_user(username: str, password: str, role: str = "viewer", email: str | None = None) -> User:
+def check_location(role: str, location: str | None) -> None:
+    """A probe account (role probe) runs at one location, named here; no other account has one."""
+    from services.locations import check_name
+
+    if role == "probe":
+        if location is None:
+            raise Invalid(
+                "a probe account needs its location", errors={"location": ["required for role probe"]}
+            )
+        check_name(location)
+    elif location is not None:
+        raise Invalid("only a probe account has a location", errors={"location": ["only for role probe"]})
+
+
+def create_user(
+    username: str, password: str, role: str = "viewer", email: str | None = None, location: str | None = None
+) -> User:
     username = username_for(username)
     check_password(password, username)
+    check_location(role, location)
     _refuse_taken(username)
-    user = User(username=username, password_hash=hash_password(password), role=role, email=email)
+    user = User(
+        username=username, password_hash=hash_password(password), role=role, email=email, location=location
+    )
     db.session.add(user)
     try:
         db.session.commit()
@@ -134,6 +153,11 @@ def update_user(actor: User, user: User, changes: dict, keep: ApiToken | None = 
         if user.id == actor.id:
             raise Invalid("you cannot change your own role", errors={"role": ["cannot change own role"]})
         user.role = changes["role"]
+    if "role" in changes or "location" in changes:
+        # Leaving role probe drops the location unless one is given (which check_location refuses).
+        location = changes.get("location", user.location if user.role == "probe" else None)
+        check_location(user.role, location)
+        user.location = location
     if "is_active" in changes:
         if user.id == actor.id and not changes["is_active"]:
             raise Invalid("you cannot deactivate yourself", errors={"is_active": ["cannot deactivate self"]})

@@ -50,6 +50,19 @@ class Target:
     keep_body: bool = False  # the tamper check needs the page
 
 
+def target_of(claim) -> Target:
+    """The probe's copy of a claimed site (a `services.scheduler.Claim`, or the same fields from the API)."""
+    return Target(
+        site_id=claim.site_id,
+        url=claim.url,
+        timeout_s=claim.timeout_s,
+        accepted_status=claim.accepted_status,
+        keyword=claim.keyword,
+        keyword_absent=claim.keyword_absent,
+        keep_body=claim.tamper_enabled and claim.primary,
+    )
+
+
 @dataclass
 class ProbeResult:
     started_at: datetime

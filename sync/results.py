@@ -7,15 +7,13 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import sqlalchemy as sa
-
 from services import tamper
 from services.extensions import db
 from services.models import Site
-from services.usability import CheckResult, record_results
+from services.scheduler import Claim, record_claimed
+from services.usability import CheckResult
 from sync import builtin_findings
 from sync.probe import ProbeResult
-from sync.scheduler import Claim, finish
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +58,7 @@ def store(outcomes: list[Outcome]) -> BatchReport:
     except Exception:
         db.session.rollback()
         if len(outcomes) == 1:
-            log.exception("could not store the check of site %s", outcomes[0].claim.target.site_id)
+            log.exception("could not store the check of site %s", outcomes[0].claim.site_id)
             report.failed = 1
             return report
         # One bad row (or a deadlock) must not sink the batch: write them one by one.
@@ -76,8 +74,9 @@ def store(outcomes: list[Outcome]) -> BatchReport:
 
 
 def needs_follow_up(outcome: Outcome) -> bool:
-    """Whether the answer can feed the tamper check or the built-in findings (an accepted answer)."""
-    return outcome.result.status_accepted and outcome.result.headers is not None
+    """Whether the answer feeds the tamper check and the built-in findings: an accepted answer, from the
+    site's one vantage point for those (any location, or the first of its locations)."""
+    return outcome.claim.primary and outcome.result.status_accepted and outcome.result.headers is not None
 
 
 def follow_up(outcome: Outcome, findings_refresh_s: int = 3600) -> BatchReport:
@@ -89,47 +88,32 @@ def follow_up(outcome: Outcome, findings_refresh_s: int = 3600) -> BatchReport:
     return report
 
 
-def _store_checks(outcomes: list[Outcome]) -> list[Outcome]:
-    now = datetime.now(UTC)
-    # Lock the sites (in id order, the same for every worker) and keep them referenced: the session's
-    # identity map holds objects weakly, and finish() needs them after record_results.
-    site_ids = sorted({o.claim.target.site_id for o in outcomes})
-    sites = {
-        site.id: site
-        for site in db.session.scalars(
-            sa.select(Site).where(Site.id.in_(site_ids)).order_by(Site.id).with_for_update()
-        )
-    }
-    checks = record_results(
-        [
-            CheckResult(
-                site_id=o.claim.target.site_id,
-                due_at=o.claim.due_at,
-                checked_at=o.result.started_at,
-                up=o.result.up,
-                http_status=o.result.http_status,
-                response_ms=o.result.response_ms,
-                failure_kind=o.result.failure_kind,
-                reason=o.result.reason,
-                tls_expires_at=o.result.tls_expires_at,
-            )
-            for o in outcomes
-        ]
+def check_result(claim: Claim, result: ProbeResult) -> CheckResult:
+    """What a probe found, as the usability records take it."""
+    return CheckResult(
+        site_id=claim.site_id,
+        due_at=claim.due_at,
+        checked_at=result.started_at,
+        up=result.up,
+        http_status=result.http_status,
+        response_ms=result.response_ms,
+        failure_kind=result.failure_kind,
+        reason=result.reason,
+        tls_expires_at=result.tls_expires_at,
+        location=claim.location,
     )
-    recorded = {(check.site_id, check.due_at) for check in checks}
-    for outcome in outcomes:
-        site = sites.get(outcome.claim.target.site_id)
-        if site is not None:
-            finish(site, outcome.claim, now)
-    db.session.commit()
-    return [o for o in outcomes if (o.claim.target.site_id, o.claim.due_at) in recorded]
+
+
+def _store_checks(outcomes: list[Outcome]) -> list[Outcome]:
+    recorded = record_claimed([(o.claim, check_result(o.claim, o.result)) for o in outcomes])
+    return [o for o in outcomes if (o.claim.site_id, o.claim.due_at, o.claim.location) in recorded]
 
 
 def _tamper(outcome: Outcome, report: BatchReport) -> None:
     result = outcome.result
     if not (outcome.claim.tamper_enabled and result.status_accepted and result.body is not None):
         return
-    site_id = outcome.claim.target.site_id
+    site_id = outcome.claim.site_id
     try:
         site = db.session.get(Site, site_id)
         if site is None or not site.tamper_enabled:
@@ -144,7 +128,7 @@ def _tamper(outcome: Outcome, report: BatchReport) -> None:
 
 
 def _findings(outcome: Outcome, report: BatchReport, refresh_s: int) -> None:
-    site_id = outcome.claim.target.site_id
+    site_id = outcome.claim.site_id
     findings = builtin_findings.evaluate(outcome.result, datetime.now(UTC))
     if findings is None:
         return

@@ -4,7 +4,7 @@
 - hourly rollups older than USABILITY_HOURLY_ROLLUP_DAYS (daily rollups keep the long history, so uptime
   over any period survives);
 - login tokens expired or revoked, and revoked API tokens;
-- heartbeat rows of long-gone workers;
+- heartbeats of long-gone workers, and locations silent for a day;
 - sent and failed notifications older than NOTIFICATIONS_RETENTION_DAYS (pending ones are never deleted).
 
 Running it on several replicas at once is harmless: each statement deletes what is still there.
@@ -12,10 +12,10 @@ Running it on several replicas at once is harmless: each statement deletes what 
 
 import logging
 
+from services import locations
 from services.alerts.outbox import delete_old as delete_old_notifications
 from services.usability import delete_old_checks, delete_old_hourly_rollups
 from services.users import delete_dead_tokens
-from sync import heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def run(
     notifications = delete_old_notifications(notifications_days, batch_size=batch_size)
     if notifications:
         log.info("retention: deleted %d notifications older than %d days", notifications, notifications_days)
-    pruned = heartbeat.prune()
+    pruned = locations.prune()
     if pruned:
-        log.info("retention: removed %d stale worker heartbeats", pruned)
+        log.info("retention: removed %d stale worker heartbeats or locations", pruned)
     return deleted

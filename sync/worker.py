@@ -29,11 +29,12 @@ from datetime import UTC, datetime
 
 from flask import Flask
 
+from services import locations, scheduler
 from services.extensions import db
-from sync import heartbeat, retention, scheduler
+from sync import heartbeat, retention
 from sync.inbox import Inbox
 from sync.notify import Notifier
-from sync.probe import Prober, ProbeResult, make_ssl_context
+from sync.probe import Prober, ProbeResult, make_ssl_context, target_of
 from sync.results import BatchReport, Outcome, follow_up, needs_follow_up, store
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class Worker:
         config = app.config
         self.app = app
         self.worker_id = config.get("SYNC_WORKER_ID") or heartbeat.default_worker_id()
+        self.location = config["CLOUDEYE_LOCATION"]
         self.concurrency = max(1, int(config["SYNC_CONCURRENCY"]))
         self.poll_s = max(0.05, float(config["SYNC_POLL_INTERVAL_S"]))
         self.grace_s = max(0.0, float(config["SYNC_GRACE_PERIOD_S"]))
@@ -77,8 +79,8 @@ class Worker:
         self.notifier = Notifier(app, self.worker_id, self.stopping)
         self._wake = threading.Event()  # a probe slot freed up
         self._lock = threading.Lock()
-        self._probing: set[int] = set()
-        self._unwritten: dict[int, scheduler.Claim] = {}  # claimed, result not stored yet
+        self._probing: set[tuple] = set()  # Claim.key of the probes running
+        self._unwritten: dict[tuple, scheduler.Claim] = {}  # claimed, result not stored yet
         self._writing = 0  # batches taken by a writer whose follow-ups are not queued yet
         self._results: queue.Queue[Outcome] = queue.Queue()
         self._followups: queue.Queue[Outcome] = queue.Queue(maxsize=max(100, 2 * self.batch_size))
@@ -99,25 +101,25 @@ class Worker:
             limit = min(self.concurrency - len(self._probing), self.max_unwritten - len(self._unwritten))
         if limit <= 0 or self.stopping.is_set():
             return 0, limit
-        claims = scheduler.claim_due(limit, self.lease_margin_s)
+        claims = scheduler.claim_due(limit, self.lease_margin_s, self.location)
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="probe")
         for claim in claims:
             with self._lock:
-                self._probing.add(claim.target.site_id)
-                self._unwritten[claim.target.site_id] = claim
+                self._probing.add(claim.key)
+                self._unwritten[claim.key] = claim
             self._executor.submit(self._probe, claim)
         return len(claims), limit
 
     def _probe(self, claim: scheduler.Claim) -> None:
         try:
-            result = self.prober.probe(claim.target)
+            result = self.prober.probe(target_of(claim))
         except BaseException as exc:  # the prober classifies errors; this is a bug, keep the slot anyway
-            log.exception("probe of site %s crashed", claim.target.site_id)
+            log.exception("probe of site %s crashed", claim.site_id)
             result = ProbeResult(datetime.now(UTC), False, failure_kind="other", reason=repr(exc)[:500])
         self._results.put(Outcome(claim, result))
         with self._lock:
-            self._probing.discard(claim.target.site_id)
+            self._probing.discard(claim.key)
         self._wake.set()
 
     def write_pending(self, block_s: float = 0.0, inline: bool = True) -> BatchReport:
@@ -146,7 +148,7 @@ class Worker:
         finally:
             with self._lock:
                 for outcome in batch:
-                    self._unwritten.pop(outcome.claim.target.site_id, None)
+                    self._unwritten.pop(outcome.claim.key, None)
         stored, report.outcomes = report.outcomes, []
         self._count(report)
         for outcome in stored:
@@ -200,7 +202,7 @@ class Worker:
                 "checks_stored": self.totals.stored,
                 "started_at": self.started_at.isoformat(),
             }
-        heartbeat.beat(self.worker_id, self.heartbeat_ttl_s, info)
+        locations.beat(self.worker_id, self.location, info, self.heartbeat_ttl_s)
 
     # --- the long-running process --------------------------------------------------------------------
 
@@ -223,8 +225,9 @@ class Worker:
 
     def run(self) -> int:
         log.info(
-            "sync worker %s starting: concurrency %d, poll %.1f s, batch %d, inbox %s",
+            "sync worker %s of location %s starting: concurrency %d, poll %.1f s, batch %d, inbox %s",
             self.worker_id,
+            self.location,
             self.concurrency,
             self.poll_s,
             self.batch_size,
@@ -316,7 +319,7 @@ class Worker:
                 try:
                     self._count(follow_up(outcome, self.findings_refresh_s))
                 except Exception:
-                    log.exception("follow-up of site %s failed", outcome.claim.target.site_id)
+                    log.exception("follow-up of site %s failed", outcome.claim.site_id)
                 finally:
                     db.session.remove()
 
@@ -364,7 +367,7 @@ class Worker:
         if any(thread.is_alive() for thread in threads):
             log.warning("grace period over with work still running; it will be retried")
         try:
-            heartbeat.clear(self.worker_id)
+            locations.clear(self.worker_id, self.location)
         except Exception as exc:
             log.warning("could not remove the heartbeat (it expires by itself): %s", exc)
         if self._executor is not None:

@@ -7,7 +7,7 @@ from services.config import API_PREFIX
 from services.extensions import db
 from services.models import ApiToken, Site, SiteMember, User
 from services.security import hash_password, hash_token, new_token
-from services.sites import split_credentials
+from services.sites import place_locations, split_credentials
 
 PASSWORD = "correct horse battery"
 _sequence = itertools.count(1)
@@ -58,6 +58,9 @@ def create_site(owner: User, **fields) -> Site:
     values["url"], values["url_password"] = split_credentials(values["url"])  # as services.sites stores it
     site = Site(owner_id=owner.id, **values)
     db.session.add(site)
+    db.session.flush()
+    if site.locations:  # one row per location, as the API makes them
+        place_locations(site, datetime.now(UTC))
     db.session.commit()
     return site
 

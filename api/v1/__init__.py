@@ -9,8 +9,10 @@ def register_v1(api):
     from api.v1.channel.views import blp as channel
     from api.v1.finding.views import blp as finding
     from api.v1.health.views import blp as health
+    from api.v1.location.views import blp as location
     from api.v1.maintenance.views import blp as maintenance
     from api.v1.notification.views import blp as notification
+    from api.v1.probe.views import blp as probe
     from api.v1.site.views import blp as site
     from api.v1.status_page.views import blp as status_page
     from api.v1.status_page.views import public_blp as public
@@ -31,6 +33,8 @@ def register_v1(api):
         maintenance,
         status_page,
         public,
+        location,
+        probe,
         health,
     ):
         v1.register_blueprint(child)

@@ -7,9 +7,9 @@ from console import LANG_COOKIE, LANGUAGES
 from console.auth import end_session, safe_next, start_session
 from console.forms import LoginForm
 from console.views import bp
-from services import users
+from services import probes, users
 from services.clients import client_address
-from services.errors import TooManyRequests, Unauthorized
+from services.errors import Forbidden, TooManyRequests, Unauthorized
 
 LANG_COOKIE_MAX_AGE = 365 * 86400
 
@@ -33,7 +33,7 @@ def login():
         else:
             try:
                 # The API's login: the same limits, per client and account and per client's failures.
-                _user, secret, _token = users.login(username, password, client_address())
+                user, secret, token = users.login(username, password, client_address())
             except TooManyRequests as exc:
                 form.form_errors.append(_("Too many login attempts, try again later."))
                 status, headers = 429, {"Retry-After": str(exc.retry_after)}
@@ -41,8 +41,15 @@ def login():
                 form.form_errors.append(_("Invalid username or password."))
                 status = 401
             else:
-                start_session(secret)
-                return redirect(target)
+                try:
+                    probes.check_access(user, probe_operation=False)
+                except Forbidden:
+                    users.revoke_token(token)
+                    form.form_errors.append(_("A probe agent's account cannot use the console."))
+                    status = 403
+                else:
+                    start_session(secret)
+                    return redirect(target)
     return render_template("console/login.html", form=form, next=target), status, headers
 
 

@@ -23,7 +23,7 @@ from services.models.finding import (
     Finding,
     FindingImport,
 )
-from services.models.site import PERMISSIONS, SITE_STATES, Site, SiteMember
+from services.models.site import LOCATION_STATES, PERMISSIONS, SITE_STATES, Site, SiteLocation, SiteMember
 from services.models.status_page import StatusPage, StatusPageSite
 from services.models.tamper import EVENT_STATUSES, TamperBaseline, TamperEvent
 from services.models.usability import (
@@ -31,6 +31,7 @@ from services.models.usability import (
     FAILURE_KINDS,
     Incident,
     UsabilityCheck,
+    UsabilityLocationRollup,
     UsabilityRollup,
 )
 from services.models.user import ROLES, ApiToken, User
@@ -54,6 +55,7 @@ __all__ = [
     "FAILURE_KINDS",
     "FINDING_STATUSES",
     "FORMATS",
+    "LOCATION_STATES",
     "PERMISSIONS",
     "ROLES",
     "SEVERITIES",
@@ -65,12 +67,14 @@ __all__ = [
     "Finding",
     "Incident",
     "Site",
+    "SiteLocation",
     "SiteMember",
     "StatusPage",
     "StatusPageSite",
     "TamperBaseline",
     "TamperEvent",
     "UsabilityCheck",
+    "UsabilityLocationRollup",
     "UsabilityRollup",
     "User",
     "WorkerHeartbeat",

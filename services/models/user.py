@@ -4,7 +4,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from services.extensions import db
 from services.models.base import UTCDateTime, utcnow
 
-ROLES = ("admin", "operator", "viewer")
+# `probe`: a remote probe agent's account (sync/agent.py); it may only claim its location's checks and send
+# their results (services/probes.py), and is refused everywhere else.
+ROLES = ("admin", "operator", "viewer", "probe")
 
 
 class User(db.Model):
@@ -15,6 +17,7 @@ class User(db.Model):
     email: Mapped[str | None] = mapped_column(sa.String(255))
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     role: Mapped[str] = mapped_column(sa.String(16), default="viewer")
+    location: Mapped[str | None] = mapped_column(sa.String(64))  # role probe only: where its agent runs
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

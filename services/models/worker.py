@@ -11,5 +11,6 @@ class WorkerHeartbeat(db.Model):
     __tablename__ = "worker_heartbeats"
 
     worker_id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    location: Mapped[str] = mapped_column(sa.String(64), default="default", index=True)
     beat_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
     info: Mapped[dict] = mapped_column(sa.JSON, default=dict)

@@ -344,3 +344,26 @@ def test_api_workers_get_a_database_pool_for_their_concurrency(monkeypatch):
     assert gunicorn_settings()["raw_env"] == []  # an explicit setting wins
     monkeypatch.setenv("DB_POOL_SIZE", "")  # compose's `${DB_POOL_SIZE:-}` when .env leaves it out
     assert gunicorn_settings()["raw_env"] == ["DB_POOL_SIZE=32"]
+
+
+def test_the_agent_compose_file_runs_the_agent_alone():
+    """compose.agent.yaml: a probe agent on another host, from the same image, with nothing but the API."""
+    from tests.deploy.conftest import load_yaml
+
+    agent = load_yaml("compose.agent.yaml")
+    assert errors_of(agent) == []
+    [service] = agent["services"].values()
+    assert service["command"] == ["agent"] and service["build"]["context"] == "."
+    assert service["healthcheck"]["test"] == ["CMD", "python", "sync_main.py", "--agent", "--healthcheck"]
+    environment = service["environment"]
+    assert not {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"} & set(environment)
+    for name in ("CLOUDEYE_API_URL", "CLOUDEYE_API_TOKEN"):
+        assert environment[name].startswith(f"${{{name}:?"), f"{name} must be required"
+    referenced = {var for text in strings_in(agent) for var in VARIABLE.findall(text.replace("$$", ""))}
+    assert referenced - env_example_names() == set()
+    # Every setting the agent reads reaches it.
+    source = (ROOT / "sync" / "agent.py").read_text()
+    read = set(re.findall(r"""(?:env\.get|_number\(env,)\(?\s*["']([A-Z][A-Z0-9_]*)["']""", source))
+    assert {"CLOUDEYE_API_URL", "AGENT_BUFFER_MAX", "SYNC_CONCURRENCY"} <= read
+    assert read - set(environment) == set()
+    assert seconds(service["stop_grace_period"]) > 25

@@ -104,6 +104,7 @@ def test_entrypoint_runs_other_commands_as_given():
         (["sync"], "python sync_main.py"),
         (["sync", "--once"], "python sync_main.py --once"),
         (["migrate"], "flask setup"),
+        (["agent"], "python sync_main.py --agent"),
         (["flask", "db", "current"], "flask db current"),
     ],
 )

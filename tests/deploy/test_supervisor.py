@@ -74,3 +74,21 @@ def test_a_broken_configuration_is_rejected(tmp_path, monkeypatch):
         monkeypatch.setenv(name, str(tmp_path))
     with pytest.raises(SystemExit):
         ServerOptions().realize(args=["-c", str(broken)])
+
+
+def test_the_agent_configuration_runs_the_agent_alone(tmp_path, monkeypatch):
+    """deploy/supervisor/agent/: supervisor on a probe agent's host, one program."""
+    for name, value in {
+        "CLOUDEYE_HOME": str(ROOT),
+        "CLOUDEYE_VENV": str(ROOT / ".venv"),
+        "CLOUDEYE_RUN_DIR": str(tmp_path),
+        "LOG_DIR": str(tmp_path),
+    }.items():
+        monkeypatch.setenv(name, value)
+    options = ServerOptions()
+    options.realize(args=["-c", str(ROOT / "deploy" / "supervisor" / "agent" / "supervisord.conf")])
+    [program] = [p for group in options.process_group_configs for p in group.process_configs]
+    assert program.name == "probeagent"
+    assert program.command.endswith("/.venv/bin/python sync_main.py --agent")
+    assert program.autorestart and program.stopasgroup and program.stopwaitsecs > 25
+    assert options.pidfile == str(tmp_path / "agent-supervisord.pid")

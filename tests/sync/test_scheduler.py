@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from services import scheduler
 from services.extensions import db
 from services.models import Site, UsabilityCheck
-from sync import scheduler
 from sync.probe import ProbeResult
 from sync.results import Outcome, store
 from tests.factories import create_site, create_user
@@ -34,7 +34,7 @@ def test_a_due_site_is_claimed_once_until_its_claim_expires(ctx):
     site = _site()
     due = db.session.get(Site, site.id).next_check_at
     first = scheduler.claim_due(10, lease_margin_s=30)
-    assert [c.target.site_id for c in first] == [site.id]
+    assert [c.site_id for c in first] == [site.id]
     assert first[0].due_at == due
     assert scheduler.claim_due(10, lease_margin_s=30) == []  # claimed: nobody else gets it
 
@@ -60,7 +60,7 @@ def test_claims_oldest_due_first_and_respects_the_limit(ctx):
         site.next_check_at = now - timedelta(seconds=age)
     db.session.commit()
     claims = scheduler.claim_due(2, lease_margin_s=30)
-    assert [c.target.site_id for c in claims] == [sites[1].id, sites[2].id]
+    assert [c.site_id for c in claims] == [sites[1].id, sites[2].id]
 
 
 def test_storing_a_result_schedules_the_next_slot_and_releases_the_claim(ctx):

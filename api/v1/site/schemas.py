@@ -28,9 +28,15 @@ class SiteSchema(Schema):
     tamper_ignore = fields.List(fields.String())
     forbidden_keywords = fields.List(fields.String())
     paused = fields.Boolean()
+    locations = fields.List(fields.String())
+    quorum = fields.Integer(allow_none=True)
     state = fields.String(dump_only=True)
     last_checked_at = fields.DateTime(dump_only=True, allow_none=True)
-    next_check_at = fields.DateTime(dump_only=True, allow_none=True)
+    next_check_at = fields.DateTime(
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "null for a site with locations (each is in the summary's `locations`)"},
+    )
     tls_expires_at = fields.DateTime(dump_only=True, allow_none=True)
     created_at = fields.DateTime(dump_only=True)
     updated_at = fields.DateTime(dump_only=True)

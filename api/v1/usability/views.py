@@ -18,7 +18,12 @@ blp = Blueprint("usability", __name__, url_prefix="/usability", description="Ava
 def list_checks(args):
     """Check results, newest first"""
     query = usability.list_checks(
-        current_user(), args.get("site_id"), args.get("status"), args.get("since"), args.get("until")
+        current_user(),
+        args.get("site_id"),
+        args.get("status"),
+        args.get("since"),
+        args.get("until"),
+        location=args.get("location"),
     )
     return paginate(query, args)
 

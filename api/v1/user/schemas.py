@@ -15,6 +15,7 @@ class UserSchema(Schema):
     username = fields.String(required=True)
     email = fields.String(allow_none=True)
     role = fields.String(required=True)
+    location = fields.String(allow_none=True, metadata={"description": "a probe account's location"})
     is_active = fields.Boolean()
     created_at = fields.DateTime(dump_only=True)
 

@@ -16,7 +16,7 @@ from api.v1.user.schemas import (
     UserUpdatedSchema,
     UserUpdateSchema,
 )
-from services import users
+from services import probes, users
 
 blp = Blueprint("user", __name__, url_prefix="/users", description="Accounts, logins and API tokens")
 
@@ -120,6 +120,16 @@ class MyTokens(MethodView):
         secret, token = users.create_api_token(current_user(), data["name"], data["expires_in_days"])
         token.token = secret  # transient: only this answer carries the secret
         return token
+
+
+@blp.route("/<id:user_id>/tokens", methods=["POST"])
+@blp.arguments(TokenCreateSchema)
+@blp.response(201, TokenCreatedSchema)
+def create_probe_token(data, user_id):
+    """Create the API token of a probe account, for its agent (admin; the secret is in this answer only)"""
+    secret, token = probes.issue_token(current_user(), user_id, data["name"], data["expires_in_days"])
+    token.token = secret  # transient: only this answer carries the secret
+    return token
 
 
 @blp.route("/me/tokens/<id:token_id>", methods=["DELETE"])
