@@ -126,4 +126,4 @@ def test_the_probe_gets_the_url_with_its_password_which_the_site_keeps_apart(ctx
     stored = db.session.get(Site, site.id)
     assert (stored.url, stored.url_password) == ("http://watch@127.0.0.1:9/private", "s%40cret")
     [claim] = scheduler.claim_due(10, lease_margin_s=30)
-    assert claim.target.url == "http://watch:s%40cret@127.0.0.1:9/private"
+    assert claim.url == "http://watch:s%40cret@127.0.0.1:9/private"
