@@ -79,6 +79,7 @@ def beat(worker_id: str, location: str, info: dict, ttl_s: int | None = None) ->
         db.session.add(row)
     row.location = location
     row.beat_at = now
+    row.stopped_at = None
     row.info = info
     db.session.commit()
 
@@ -91,7 +92,12 @@ def clear(worker_id: str, location: str) -> None:
         pipe.zrem(_workers_key(location), worker_id)
         pipe.execute()
         return
-    db.session.execute(sa.delete(WorkerHeartbeat).where(WorkerHeartbeat.worker_id == worker_id))
+    # Kept, like the Redis hash of locations, so the location is still listed with its last sighting.
+    db.session.execute(
+        sa.update(WorkerHeartbeat)
+        .where(WorkerHeartbeat.worker_id == worker_id)
+        .values(stopped_at=datetime.now(UTC))
+    )
     db.session.commit()
 
 
@@ -140,7 +146,7 @@ def live_locations(names) -> set[str]:
     table = WorkerHeartbeat.__table__
     rows = db.session.scalars(
         sa.select(table.c.location)
-        .where(table.c.location.in_(names), table.c.beat_at >= fresh_after)
+        .where(table.c.location.in_(names), table.c.beat_at >= fresh_after, table.c.stopped_at.is_(None))
         .group_by(table.c.location)
     ).all()
     return set(rows)
@@ -169,7 +175,9 @@ def list_locations() -> list[dict]:
         sa.select(
             table.c.location,
             sa.func.max(table.c.beat_at),
-            sa.func.sum(sa.case((table.c.beat_at >= fresh_after, 1), else_=0)),
+            sa.func.sum(
+                sa.case((sa.and_(table.c.beat_at >= fresh_after, table.c.stopped_at.is_(None)), 1), else_=0)
+            ),
         )
         .group_by(table.c.location)
         .order_by(table.c.location)

@@ -75,6 +75,7 @@ def upgrade():
     with op.batch_alter_table('worker_heartbeats', schema=None) as batch_op:
         batch_op.add_column(sa.Column('location', sa.String(length=64), nullable=False, server_default='default'))
         batch_op.create_index(batch_op.f('ix_worker_heartbeats_location'), ['location'], unique=False)
+        batch_op.add_column(sa.Column('stopped_at', UTCDateTime(), nullable=True))
 
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('location', sa.String(length=64), nullable=True))
@@ -88,6 +89,7 @@ def downgrade():
         batch_op.drop_column('location')
 
     with op.batch_alter_table('worker_heartbeats', schema=None) as batch_op:
+        batch_op.drop_column('stopped_at')
         batch_op.drop_index(batch_op.f('ix_worker_heartbeats_location'))
         batch_op.drop_column('location')
 

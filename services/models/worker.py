@@ -14,3 +14,5 @@ class WorkerHeartbeat(db.Model):
     location: Mapped[str] = mapped_column(sa.String(64), default="default", index=True)
     beat_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
     info: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    # Set when the worker stopped cleanly: its location is remembered (last seen) but it no longer counts.
+    stopped_at: Mapped[object | None] = mapped_column(UTCDateTime, nullable=True)
