@@ -128,6 +128,9 @@ class Config:
         self.NOTIFY_BACKOFF_BASE_S = _env_float("NOTIFY_BACKOFF_BASE_S", 30)  # 1st retry; doubles after
         self.NOTIFY_LEASE_S = _env_int("NOTIFY_LEASE_S", 120)  # a claimed notification's lease
         self.NOTIFY_POLL_INTERVAL_S = _env_float("NOTIFY_POLL_INTERVAL_S", 1)
+        # POST /channels/{id}/test sends at once: calls per user and window (429 beyond)
+        self.CHANNEL_TEST_LIMIT = _env_int("CHANNEL_TEST_LIMIT", 10)
+        self.CHANNEL_TEST_WINDOW_S = _env_int("CHANNEL_TEST_WINDOW_S", 60)
         self.ALERTS_TICK_INTERVAL_S = _env_float("ALERTS_TICK_INTERVAL_S", 30)  # reminders, flapping
         self.NOTIFICATIONS_RETENTION_DAYS = _env_int("NOTIFICATIONS_RETENTION_DAYS", 30)
         self.DB_POOL_SIZE = _env_int("DB_POOL_SIZE", 10)

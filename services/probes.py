@@ -23,9 +23,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from flask import current_app
 
-from services import locations, scheduler, users
-from services.cache import cache
-from services.errors import Forbidden, Invalid, NotFound, TooManyRequests
+from services import locations, ratelimit, scheduler, users
+from services.errors import Forbidden, Invalid, NotFound
 from services.extensions import db
 from services.models import ApiToken, Site, User
 from services.usability import CheckResult
@@ -46,20 +45,14 @@ def check_access(user: User, probe_operation: bool) -> None:
 
 def check_rate(user: User) -> None:
     """Raise TooManyRequests past PROBE_RATE_LIMIT calls per PROBE_RATE_WINDOW_S of this probe user."""
-    limit = current_app.config["PROBE_RATE_LIMIT"]
-    window = current_app.config["PROBE_RATE_WINDOW_S"]
-    key = cache.key("probe-rate", user.id)
-    try:
-        calls = cache.store.incr(key)
-        retry_after = cache.store.ttl(key)
-        if retry_after is None or retry_after < 0:  # the first call of a window (or a lost expiry)
-            cache.store.expire(key, window)
-            retry_after = window
-    except Exception as exc:  # Redis down must not stop the agents; nginx still limits the rate
-        log.warning("probe rate limiter unavailable: %s", exc)
-        return
-    if calls > limit:
-        raise TooManyRequests("too many probe calls, slow down", retry_after=max(1, retry_after))
+    config = current_app.config
+    ratelimit.count_call(
+        "probe",
+        user.id,
+        config["PROBE_RATE_LIMIT"],
+        config["PROBE_RATE_WINDOW_S"],
+        "too many probe calls, slow down",
+    )
 
 
 def agent_worker_id(user: User, worker_id: str) -> str:

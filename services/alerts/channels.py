@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from flask import current_app
 
-from services import transports
+from services import ratelimit, transports
 from services.alerts.messages import render
 from services.errors import Invalid, NotFound
 from services.extensions import db
@@ -241,6 +241,14 @@ def send_test(user: User, channel_id: int) -> dict:
 
     channel = get_channel(user, channel_id)
     config = current_app.config
+    # Each test is a real message to a real address: bounded per user so the API cannot be made a spammer.
+    ratelimit.count_call(
+        "channel-test",
+        user.id,
+        config["CHANNEL_TEST_LIMIT"],
+        config["CHANNEL_TEST_WINDOW_S"],
+        "too many test messages, try again later",
+    )
     now = datetime.now(UTC)
     details = {"message": "test"}
     title, body = render(

@@ -179,6 +179,17 @@ def test_a_failed_test_send_says_why(operator, receiver):
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Notification)) == 1
 
 
+def test_test_sends_are_limited_per_user(operator, other_operator, receiver, app, monkeypatch):
+    monkeypatch.setitem(app.config, "CHANNEL_TEST_LIMIT", 2)
+    channel = operator.post("/channels", json={"name": "ops", "url": receiver.url()}).get_json()
+    assert [operator.post(f"/channels/{channel['id']}/test").status_code for _ in range(2)] == [200, 200]
+    refused = operator.post(f"/channels/{channel['id']}/test")
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert len(receiver.received) == 2  # the refused call sent nothing
+    theirs = other_operator.post("/channels", json={"name": "o", "url": receiver.url()}).get_json()
+    assert other_operator.post(f"/channels/{theirs['id']}/test").status_code == 200  # per user
+
+
 @pytest.mark.parametrize(
     "changes",
     [
