@@ -19,6 +19,7 @@ import hmac
 import json
 import logging
 import re
+import socket
 import threading
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -39,13 +40,35 @@ class SendError(Exception):
     """The message was not delivered; the text says why (no secrets in it)."""
 
 
-def deliver(delivery, timeout_s: float) -> None:
+def deliver(delivery, timeout_s: float, allow_private: bool = True) -> None:
     """Send one claimed delivery (services.alerts.outbox.Delivery) over its channel; SendError if not
-    delivered."""
+    delivered. Without `allow_private` (ALLOW_PRIVATE_TARGETS off) a receiver whose host name resolves to a
+    private address now is refused: the check at save time only sees names, and names move."""
     if delivery.kind == "webhook":
+        if not allow_private:
+            refuse_private_host(urlsplit(delivery.url).hostname)
         send_webhook(delivery.url, delivery.secret, delivery.webhook_payload(), timeout_s)
     else:
-        send_apprise(delivery.url, delivery.title, delivery.body, timeout_s)
+        send_apprise(delivery.url, delivery.title, delivery.body, timeout_s, allow_private)
+
+
+def refuse_private_host(host: str | None) -> None:
+    """SendError when `host` is, or resolves to, an address that is not public (services.sites rule).
+
+    A name that does not resolve is left to the send itself, which reports it; a name that answers
+    differently between this lookup and the sender's own connection is not caught (documented)."""
+    from services.sites import is_public_address
+
+    if not host:
+        return
+    host = host.strip("[]").rstrip(".")
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None, 0, socket.SOCK_STREAM)}
+    except (OSError, UnicodeError):
+        return
+    private = sorted(address for address in addresses if not is_public_address(address))
+    if private:
+        raise SendError(f"{host} is a private address ({private[0]}) and private targets are disabled")
 
 
 def is_webhook(url: str) -> bool:
@@ -169,16 +192,26 @@ def apprise_schemes() -> set[str]:
     return {scheme.lower() for scheme in N_MGR.schemas()} - set(WEBHOOK_SCHEMES)
 
 
-def send_apprise(url: str, title: str, body: str, timeout_s: float) -> None:
+def send_apprise(url: str, title: str, body: str, timeout_s: float, allow_private: bool = True) -> None:
     with _capture.capture() as lines:
         plugin = _instantiate(url)
         if plugin is None:
             raise SendError("Apprise can no longer use this URL: " + "; ".join(lines)[:300])
+        host = getattr(plugin, "host", None)
+        if not allow_private and isinstance(host, str) and _names_a_server(plugin):
+            refuse_private_host(host)
         plugin.socket_connect_timeout = timeout_s
         plugin.socket_read_timeout = timeout_s
         delivered = plugin.notify(body=body, title=title)
     if not delivered:
         raise SendError("; ".join(lines[-3:]) or f"{plugin.service_name} refused the notification")
+
+
+def _names_a_server(plugin) -> bool:
+    """Whether the plugin's `host` is a server to connect to (mailto's SMTP host, ntfy, json://, gotify...)
+    rather than a token in the host's place (dingtalk://TOKEN): Apprise marks the latter with a fixed
+    `notify_url` of its own service."""
+    return not getattr(plugin, "notify_url", None)
 
 
 def mask_apprise(url: str) -> str:

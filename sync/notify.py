@@ -48,6 +48,7 @@ class Notifier:
         self.poll_s = max(0.05, float(config["NOTIFY_POLL_INTERVAL_S"]))
         self.tick_s = max(0.1, float(config["ALERTS_TICK_INTERVAL_S"]))
         self.public_url = config.get("CLOUDEYE_PUBLIC_URL")
+        self.allow_private = bool(config.get("ALLOW_PRIVATE_TARGETS", True))
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="notify")
         self._outcomes: queue.Queue[outbox.Outcome] = queue.Queue()
         self._lock = threading.Lock()
@@ -72,7 +73,7 @@ class Notifier:
 
     def _send(self, delivery: outbox.Delivery) -> None:
         try:
-            transports.deliver(delivery, self.timeout_s)
+            transports.deliver(delivery, self.timeout_s, self.allow_private)
             error = None
         except transports.SendError as exc:
             error = str(exc)

@@ -273,7 +273,9 @@ def send_test(user: User, channel_id: int) -> dict:
     db.session.rollback()  # no transaction is held open while the network is waited on
     started = time.monotonic()
     try:
-        transports.deliver(delivery, float(config["NOTIFY_TIMEOUT_S"]))
+        transports.deliver(
+            delivery, float(config["NOTIFY_TIMEOUT_S"]), bool(config.get("ALLOW_PRIVATE_TARGETS", True))
+        )
         error = None
     except transports.SendError as exc:
         error = str(exc)[:1000]

@@ -1,11 +1,14 @@
 """Channels through the API: rules at save (422 with the reason, nothing stored), secrets masked in every
 answer, ownership (404 for another user's channel), and the test send against a real local receiver."""
 
+import socket
+
 import pytest
 import sqlalchemy as sa
 
 from services.extensions import db
 from services.models import Channel, ChannelSite, Notification
+from services.sites import is_public_address
 from tests.factories import create_site, share
 from tests.receivers import WebhookReceiver
 
@@ -188,6 +191,34 @@ def test_test_sends_are_limited_per_user(operator, other_operator, receiver, app
     assert len(receiver.received) == 2  # the refused call sent nothing
     theirs = other_operator.post("/channels", json={"name": "o", "url": receiver.url()}).get_json()
     assert other_operator.post(f"/channels/{theirs['id']}/test").status_code == 200  # per user
+
+
+def _private_name() -> str:
+    """A host name (not an address, not `localhost`) that resolves to this machine: the save-time rule lets
+    names through, the send-time one must catch them."""
+    name = socket.gethostname()
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(name, None)}
+    except OSError:
+        pytest.skip(f"this machine's name {name} does not resolve")
+    assert addresses and not any(is_public_address(address) for address in addresses)
+    return name
+
+
+@pytest.mark.parametrize("kind", ["webhook", "apprise"])
+def test_with_private_targets_off_a_name_resolving_privately_is_refused_at_send(
+    operator, receiver, app, monkeypatch, kind
+):
+    name = _private_name()
+    scheme = "http" if kind == "webhook" else "json"
+    url = f"{scheme}://{name}:{receiver.port}/hook"
+    channel = operator.post("/channels", json={"name": "lan", "url": url}).get_json()
+    assert channel["kind"] == kind
+    assert operator.post(f"/channels/{channel['id']}/test").get_json()["delivered"] is True
+    monkeypatch.setitem(app.config, "ALLOW_PRIVATE_TARGETS", False)
+    result = operator.post(f"/channels/{channel['id']}/test").get_json()
+    assert result["delivered"] is False and "private targets are disabled" in result["error"]
+    assert len(receiver.received) == 1  # only the send made while private targets were allowed
 
 
 @pytest.mark.parametrize(
