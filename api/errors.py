@@ -140,7 +140,17 @@ def handle_database_unavailable(error: sa.exc.OperationalError | sa.exc.Interfac
     )
 
 
+def _database_went_away(error: Exception) -> bool:
+    """A statement that failed because the connection was lost (SQLAlchemy invalidated it), or a session
+    left unusable by such a loss earlier in the request: the database is away, not the code wrong."""
+    if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, sa.exc.PendingRollbackError)
+
+
 def handle_unexpected(error: Exception):
+    if _database_went_away(error):
+        return handle_database_unavailable(error)
     log.exception("unhandled error")
     _reset_session()
     return error_response(500, "Internal Server Error", "an unexpected error occurred; it has been logged")

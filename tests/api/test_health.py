@@ -1,3 +1,5 @@
+import sqlalchemy as sa
+
 from api import create_app
 from services.config import API_PREFIX, Config
 from tests import settings
@@ -61,3 +63,23 @@ def test_redis_down_is_reported_but_reads_keep_working(monkeypatch, tmp_path, te
         assert client.get(API_PREFIX + "/health").get_json()["redis"] == "down"
         ready = client.get("/readyz")
         assert ready.status_code == 200 and ready.get_json()["status"] == "degraded"
+
+
+def test_a_lost_connection_seen_late_is_503_not_500(app):
+    # During a database restart a statement can fail with an error class other than Operational or
+    # Interface (e.g. pymysql's InternalError on a cut packet) that SQLAlchemy marks as a lost connection,
+    # or the session is left needing a rollback: both mean "the database is away".
+    from api.errors import handle_unexpected
+
+    lost = sa.exc.InternalError(
+        "SELECT 1", {}, Exception("Packet sequence number wrong"), connection_invalidated=True
+    )
+    with app.test_request_context():
+        for error in (
+            lost,
+            sa.exc.PendingRollbackError("Can't reconnect until invalid transaction is rolled back"),
+        ):
+            response = handle_unexpected(error)
+            assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+        bug = sa.exc.InternalError("SELECT 1", {}, Exception("a real bug"), connection_invalidated=False)
+        assert handle_unexpected(bug).status_code == 500

@@ -448,6 +448,12 @@ def test_restarting_mysql_gives_503_then_recovers_with_nothing_lost(stack):
 
     statuses = [status for _, status, _ in results]
     print(f"during the restart: {len(results)} requests, statuses {sorted(set(statuses))}")
+    if not set(statuses) <= {200, 201, 503}:
+        _, _, logs = stack.compose("logs", "--since", "10m", "api", check=False)
+        errors = [
+            line for line in logs.decode(errors="replace").splitlines() if "ERROR" in line or "Error" in line
+        ]
+        print("api errors during the restart:\n" + "\n".join(errors[-60:]))
     assert set(statuses) <= {200, 201, 503}, [r for r in results if r[1] not in (200, 201, 503)]
     assert 503 in statuses  # the app says the database is away (JSON, Retry-After), nothing worse
     stored = site_names(stack)
