@@ -21,10 +21,13 @@ import io
 import itertools
 import logging
 import os
+import secrets
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 
 import sqlalchemy as sa
 from flask import current_app, has_app_context
@@ -44,7 +47,7 @@ from services.models import (
 )
 from services.models.base import utcnow
 from services.parsers.base import ParsedFinding, ReportError, normalise_severity
-from services.parsers.detect import HEAD_BYTES, open_report
+from services.parsers.detect import HEAD_BYTES, detect_format, open_report
 from services.sites import get_site, invalidate_site
 
 log = logging.getLogger(__name__)
@@ -83,6 +86,8 @@ def import_report(
     source="api",
     filename=None,
     offload=None,
+    record=None,
+    progress=None,
 ) -> FindingImport:
     """Import one report (a binary file object) into `site`, in one transaction, and commit.
 
@@ -90,6 +95,10 @@ def import_report(
     beyond MAX_REPORT_BYTES; in both cases after rolling back, so nothing has changed. `offload(fn)` runs
     the reading and parsing of the report (batch by batch) somewhere else than the caller, e.g. off the
     API's event loop (services/uploads.py); the database work stays with the caller.
+
+    `record`: the queued import the sync worker runs (committed already, state running); it is left
+    untouched until the end, so that `progress(reconciler)`, called after each batch, may update its
+    row from another connection meanwhile (sync/imports.py). Without it a new import row is written.
     """
     run = offload or (lambda function, *args: function(*args))
     started = time.monotonic()
@@ -100,28 +109,37 @@ def import_report(
     with _import_lock(site_id):
         try:
             info, findings = run(open_report, reader, format)
-            record = FindingImport(
-                site_id=site_id,
-                user_id=user_id,
-                source=source,
-                format=info.format,
-                scanner=info.format,  # the real names are known once the report has been read
-                filename=stored_filename(filename),
-                close_missing=bool(close_missing),
-            )
-            db.session.add(record)
-            db.session.flush()
-            reconciler = FindingReconciler(site_id, import_id=record.id, label=f"import {record.id}")
+            if record is None:
+                record = FindingImport(
+                    site_id=site_id,
+                    user_id=user_id,
+                    source=source,
+                    format=info.format,
+                    scanner=info.format,  # the real names are known once the report has been read
+                    filename=stored_filename(filename),
+                    close_missing=bool(close_missing),
+                )
+                db.session.add(record)
+                db.session.flush()
+            import_id = record.id
+            reconciler = FindingReconciler(site_id, import_id=import_id, label=f"import {import_id}")
             while batch := run(_next_batch, findings):
                 for finding in batch:
                     reconciler.add(finding)
+                if progress is not None:
+                    progress(reconciler)
             reconciler.flush()
             run(_read_to_the_end, reader)  # the hash covers every byte, even after the last finding
             if close_missing:
                 for scanner in info.scanners:
                     reconciler.close_missing(scanner)
             counts = reconciler.counts()
+            record.format = info.format
             record.scanner = ",".join(info.scanners)[: LIMITS["scanner"]] or info.format
+            record.state = "done"
+            record.error = None
+            record.rows_read = reconciler.processed
+            record.finished_at = utcnow()
             record.file_sha256 = raw.sha256.hexdigest()
             record.findings_in_report = reconciler.distinct
             record.created = counts["created"]
@@ -175,11 +193,28 @@ def _read_to_the_end(reader) -> None:
 
 def import_upload(
     user, site_id: int, stream, *, format=None, close_missing=False, filename=None, offload=None
-) -> FindingImport:
-    """An import through the API: the caller needs write access to the site (404 when it cannot see
-    it, 403 when it may only read it), checked before a byte of the report is read."""
+) -> tuple[FindingImport, bool]:
+    """An import through the API or the console: the caller needs write access to the site (404 when it
+    cannot see it, 403 when it may only read it), checked before a byte of the report is read.
+
+    A report of up to IMPORT_QUEUE_BYTES is imported at once (the import is `done` when this returns);
+    a bigger one is queued for the sync worker (`queued`). Returns (import, queued)."""
     site = get_site(user, site_id, write=True)
-    return import_report(
+    threshold = current_app.config.get("IMPORT_QUEUE_BYTES") or 0
+    size = _stream_size(stream)
+    if threshold and size is not None and size > threshold:
+        record = queue_report(
+            site,
+            stream,
+            size,
+            format=format,
+            close_missing=close_missing,
+            user_id=user.id,
+            filename=filename,
+            offload=offload,
+        )
+        return record, True
+    record = import_report(
         site,
         stream,
         format=format,
@@ -189,6 +224,86 @@ def import_upload(
         filename=filename,
         offload=offload,
     )
+    return record, False
+
+
+def spool_dir() -> Path:
+    """Where queued reports wait for the sync worker: DATA_DIR/imports (the shared `data` volume)."""
+    return Path(current_app.config["DATA_DIR"]) / "imports"
+
+
+def queue_report(
+    site, stream, size: int, *, format=None, close_missing=False, user_id=None, filename=None, offload=None
+) -> FindingImport:
+    """Keep the report in DATA_DIR/imports and record a `queued` import for the sync worker.
+
+    What can be told at once is: a report beyond MAX_REPORT_BYTES is refused (413) and one whose format
+    cannot be told from its first bytes (when `format` is not given) is refused (422), as the import
+    itself would; a report malformed further on fails in the worker (state `failed`, with the reason).
+    The file is written under a temporary name and renamed before the import row is committed; a file
+    that no queued import names is removed by the worker (sync/imports.py).
+    """
+    run = offload or (lambda function, *args: function(*args))
+    limit = current_app.config.get("MAX_REPORT_BYTES")
+    if limit and size > limit:
+        raise ReportTooLarge(f"the report is larger than the limit of {limit} bytes")
+    head = run(stream.read, HEAD_BYTES)
+    stream.seek(0)
+    try:
+        report_format = format or run(detect_format, head)
+    except ReportError as exc:
+        raise Invalid(f"the report cannot be imported: {exc}", errors={"file": [str(exc)]}) from None
+    directory = spool_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"{secrets.token_hex(16)}.report"
+    partial = directory / f"{name}.part"
+    try:
+        run(_copy_to, stream, partial)
+        os.replace(partial, directory / name)
+        record = FindingImport(
+            site_id=site.id,
+            user_id=user_id,
+            source="api",
+            format=report_format,
+            scanner=report_format,  # the real names are known once the worker has read the report
+            filename=stored_filename(filename),
+            close_missing=bool(close_missing),
+            state="queued",
+            spool=name,
+        )
+        db.session.add(record)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        for path in (partial, directory / name):
+            path.unlink(missing_ok=True)
+        raise
+    log.info(
+        "import %s site=%s format=%s file=%s queued for the sync worker: %d bytes",
+        record.id,
+        site.id,
+        report_format,
+        record.filename,
+        size,
+    )
+    return record
+
+
+def _stream_size(stream) -> int | None:
+    """The size of a seekable upload (a spooled file), None when it cannot be told without reading."""
+    try:
+        position = stream.tell()
+        stream.seek(0, os.SEEK_END)
+        size = stream.tell()
+        stream.seek(position)
+    except (AttributeError, OSError, ValueError):
+        return None
+    return size - position
+
+
+def _copy_to(stream, path: Path) -> None:
+    with path.open("wb") as out:
+        shutil.copyfileobj(stream, out, HEAD_BYTES)
 
 
 def reconcile_findings(site_id, scanner, findings, *, close_missing, import_id=None) -> dict:

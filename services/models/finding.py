@@ -10,6 +10,9 @@ FINDING_STATUSES = ("open", "confirmed", "fixed", "false_positive", "accepted_ri
 ACTIVE_STATUSES = ("open", "confirmed")
 TRIAGED_STATUSES = ("false_positive", "accepted_risk")  # an import never changes these
 FORMATS = ("nuclei", "zap", "sarif", "burp", "nikto", "xray", "wapiti", "generic")
+# An import answered at once is `done` when the answer comes; a big one queued for the sync worker goes
+# queued -> running -> done or failed (services/imports.py, sync/imports.py).
+IMPORT_STATES = ("queued", "running", "done", "failed")
 
 
 class Finding(db.Model):
@@ -50,7 +53,10 @@ class Finding(db.Model):
     first_seen_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
     fixed_at: Mapped[object | None] = mapped_column(UTCDateTime)
-    last_import_id: Mapped[int | None] = mapped_column(sa.ForeignKey("bug_imports.id", ondelete="SET NULL"))
+    # The import that saw the finding last. No foreign key: it would cost every imported row an index
+    # entry and a lock on the import's row (which the sync worker updates with its progress while its
+    # import runs); imports are only deleted with their site, which deletes its findings too.
+    last_import_id: Mapped[int | None] = mapped_column(sa.Integer)
     created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -62,6 +68,7 @@ class FindingImport(db.Model):
     __table_args__ = (
         sa.Index("ix_bug_imports_site_time", "site_id", "created_at"),
         sa.Index("ix_bug_imports_file", "site_id", "file_sha256"),
+        sa.Index("ix_bug_imports_state", "state"),  # the sync worker's queue: queued and running ones
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -80,3 +87,10 @@ class FindingImport(db.Model):
     closed: Mapped[int] = mapped_column(default=0)
     duration_ms: Mapped[float] = mapped_column(sa.Float, default=0.0)
     created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+    state: Mapped[str] = mapped_column(sa.String(8), default="done")  # IMPORT_STATES
+    rows_read: Mapped[int] = mapped_column(default=0)  # findings read from the report (repeats included)
+    error: Mapped[str | None] = mapped_column(sa.String(2000))  # why it failed
+    spool: Mapped[str | None] = mapped_column(sa.String(64))  # a queued report's file in DATA_DIR/imports
+    attempts: Mapped[int] = mapped_column(sa.SmallInteger, default=0)  # runs started by sync workers
+    started_at: Mapped[object | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[object | None] = mapped_column(UTCDateTime)
