@@ -140,21 +140,30 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn gevent workers")
     parser.add_argument("--no-api", action="store_true", help="only the in-process part")
     parser.add_argument("--index-costs", action="store_true", help="what each index costs the bare INSERT")
+    parser.add_argument(
+        "--audit",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only the index audit: N findings over 500 sites (one with a tenth), EXPLAIN of every /bugs filter "
+        "and sort and of the import's own statements, with each index of `findings` ignored in turn",
+    )
+    parser.add_argument("--db", default=DB_NAME, help="the benchmark's own database (dropped first)")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database and files")
     args = parser.parse_args()
 
     server = server_url(args)
     admin = sa.create_engine(server + "/?charset=utf8mb4")
     with admin.begin() as connection:
-        connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{DB_NAME}`"))
+        connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{args.db}`"))
         connection.execute(
-            sa.text(f"CREATE DATABASE `{DB_NAME}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+            sa.text(f"CREATE DATABASE `{args.db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
         )
     workdir = Path(tempfile.mkdtemp(prefix="cloudeye-bench-import-"))
     workdir.chmod(0o755)  # nginx's workers (www-data when run as root) write temp files here
     env = {
         "CLOUDEYE_ENV": "development",  # production refuses the password-less root of a bench box
-        "DATABASE_URL": f"{server}/{DB_NAME}?charset=utf8mb4",
+        "DATABASE_URL": f"{server}/{args.db}?charset=utf8mb4",
         "DATA_DIR": str(workdir / "data"),
         "LOG_DIR": str(workdir / "log"),
         "LOG_LEVEL": "warning",
@@ -164,6 +173,9 @@ def main() -> None:
     os.environ.pop("REDIS_URL", None)
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, load average {load()}")
     try:
+        if args.audit:
+            audit(args)
+            return
         results = run_in_process(args, workdir)
         if not args.no_api:
             run_api(args, workdir, env, results)
@@ -171,7 +183,7 @@ def main() -> None:
     finally:
         if not args.keep:
             with admin.begin() as connection:
-                connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{DB_NAME}`"))
+                connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{args.db}`"))
             shutil.rmtree(workdir, ignore_errors=True)
         admin.dispose()
 
@@ -328,6 +340,179 @@ def index_definitions(connection, table: str) -> dict[str, str]:
     for row in connection.execute(sa.text(f"SHOW INDEX FROM `{table}`")):
         columns.setdefault(row[2], []).append((row[3], f"`{row[4]}`"))
     return {name: ", ".join(column for _, column in sorted(parts)) for name, parts in columns.items()}
+
+
+# --- the index audit -------------------------------------------------------------------------------------
+
+AUDIT_SITES = 500
+
+
+def audit(args) -> None:
+    """Which statements use which index of `findings`, and which lose their index when it is ignored."""
+    from flask_migrate import upgrade
+    from sqlalchemy.dialects import mysql
+
+    from services import findings as finding_service
+    from services.app import create_core_app
+    from services.extensions import db
+    from services.models import ACTIVE_STATUSES, Finding, Site, SiteMember, User
+
+    app = create_core_app(role="bench")
+    logging.getLogger("services").setLevel(logging.WARNING)
+    with app.app_context():
+        upgrade()
+        admin = User(username="admin", password_hash="x", role="admin")
+        operator = User(username="operator", password_hash="x", role="operator")
+        db.session.add_all([admin, operator])
+        db.session.flush()
+        db.session.add_all(
+            Site(owner_id=admin.id, name=f"s{n}", url=f"https://s{n}.example.test/", paused=True)
+            for n in range(AUDIT_SITES)
+        )
+        db.session.flush()
+        site_ids = sorted(db.session.scalars(sa.select(Site.id)))
+        big = site_ids[0]
+        db.session.add_all(
+            SiteMember(site_id=sid, user_id=operator.id, permission="read") for sid in site_ids[:50]
+        )
+        db.session.commit()
+        count = args.audit
+        started = time.perf_counter()
+        with db.engine.begin() as connection:
+            # A tenth in the first site, the rest spread; 3 scanners and a rare one; realistic statuses.
+            for start in range(0, count, 100_000):
+                size = min(100_000, count - start)
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO findings (site_id, scanner, dedup_key, rule_id, title, severity, severity_rank,"
+                        " status, host, path, param, location, description, cwe, `references`, evidence, note,"
+                        " first_seen_at, last_seen_at, fixed_at, last_import_id, created_at, updated_at)"
+                        " SELECT IF(n % 10 = 0, :big, :first + n % :sites), "
+                        " IF(n % 1000 = 7, 'cloudeye', ELT(1 + n % 3, 'nuclei', 'zap', 'sarif')), SHA2(n, 256),"
+                        " CONCAT('rule-', n % 400), CONCAT('Finding ', n), ELT(1 + sev, 'info', 'low', 'medium',"
+                        " 'high', 'critical'), sev, ELT(1 + n % 10, 'open', 'open', 'open', 'open', 'open', 'fixed',"
+                        " 'fixed', 'confirmed', 'false_positive', 'accepted_risk'), 'h.example.test',"
+                        " CONCAT('/p/', n), '', CONCAT('https://h.example.test/p/', n), NULL, NULL, '[]', NULL,"
+                        " NULL, UTC_TIMESTAMP() - INTERVAL (n % 365) DAY, UTC_TIMESTAMP() - INTERVAL (n % 30) DAY,"
+                        " NULL, NULL, UTC_TIMESTAMP(), UTC_TIMESTAMP()"
+                        f" FROM (SELECT seq AS n, seq % 5 AS sev FROM seq_{start + 1}_to_{start + size}) AS g"
+                    ),
+                    {"big": big, "first": site_ids[1], "sites": AUDIT_SITES - 1},
+                )
+            connection.execute(sa.text("ANALYZE TABLE findings"))
+        print(
+            f"{count:,} findings over {AUDIT_SITES} sites ({count // 10:,} in site {big}) in "
+            f"{time.perf_counter() - started:.0f} s"
+        )
+        admin, operator = db.session.get(User, admin.id), db.session.get(User, operator.id)
+
+        filters = {
+            "-": {},
+            "severity": {"severity": ["high"]},
+            "status": {"status": ["open", "confirmed"]},
+            "scanner": {"scanner": "zap"},
+            "scanner (rare)": {"scanner": "cloudeye"},
+            "severity+status": {"severity": ["high"], "status": ["open"]},
+        }
+        cases = []
+        for who, user, site_id in (
+            ("admin", admin, None),
+            ("big site", admin, big),
+            ("small site", admin, site_ids[-1]),
+            ("operator", operator, None),
+        ):
+            for filter_name, filter_args in filters.items():
+                for sort in finding_service.SORTS:
+                    query = finding_service.list_findings(user, site_id=site_id, sort=sort, **filter_args)
+                    cases.append((f"/bugs {who} {filter_name} sort={sort}", query.limit(20)))
+                query = finding_service.list_findings(user, site_id=site_id, **filter_args)
+                cases.append(
+                    (
+                        f"/bugs {who} {filter_name} COUNT",
+                        sa.select(sa.func.count()).select_from(query.order_by(None).subquery()),
+                    )
+                )
+        keys = [f"{n:064x}" for n in range(1000)]
+        cases += [
+            (
+                "import: dedup lookup",
+                sa.select(Finding.id).where(Finding.site_id == big, Finding.dedup_key.in_(keys)),
+            ),
+            (
+                "import: close_missing",
+                sa.update(Finding.__table__)
+                .where(
+                    Finding.site_id == big,
+                    Finding.scanner == "nuclei",
+                    Finding.status.in_(ACTIVE_STATUSES),
+                    Finding.last_seen_at != sa.func.utc_timestamp(),
+                )
+                .values(status="fixed"),
+            ),
+            (
+                "site page: open counts",
+                sa.select(Finding.site_id, Finding.severity_rank, sa.func.count())
+                .where(Finding.site_id.in_(site_ids[:50]), Finding.status.in_(ACTIVE_STATUSES))
+                .group_by(Finding.site_id, Finding.severity_rank),
+            ),
+        ]
+        compiled = [
+            (label, str(stmt.compile(dialect=mysql.dialect(), compile_kwargs={"literal_binds": True})))
+            for label, stmt in cases
+        ]
+
+        def plans() -> dict[str, tuple[str, bool, int]]:
+            """label -> (indexes used, whether it reads the table or sorts it whole, rows estimated)."""
+            found = {}
+            for label, sql in compiled:
+                rows = [dict(r._mapping) for r in db.session.execute(sa.text("EXPLAIN " + sql))]
+                own = [
+                    r
+                    for r in rows
+                    if r.get("table") in ("findings", "<derived2>")
+                    or r.get("table", "").startswith("findings")
+                ]
+                step = next((r for r in rows if r.get("table") == "findings"), own[0] if own else rows[0])
+                extra = step.get("Extra") or ""
+                poor = step.get("type") == "ALL" or "filesort" in extra
+                found[label] = (step.get("key") or "-", poor, int(step.get("rows") or 0))
+            db.session.rollback()
+            return found
+
+        with db.engine.connect() as connection:
+            indexes = [name for name in secondary_indexes(connection, "findings")]
+        base = plans()
+        used: dict[str, list[str]] = {name: [] for name in ["PRIMARY", *indexes]}
+        for label, (key, _poor, _rows) in base.items():
+            for name in key.split(","):
+                used.setdefault(name, []).append(label)
+        print("\nplans (key, rows estimated; * = reads the whole table or sorts every match):")
+        for label, (key, poor, rows) in base.items():
+            print(f"  {label:<52} {key:<34} {rows:>9}{' *' if poor else ''}")
+        print("\neach index ignored in turn: the statements whose plan gets worse (a full scan or sort, or")
+        print("more than twice the rows)")
+        for name in indexes:
+            if name == "uq_findings_site_dedup":
+                print(f"  {name}: the dedup key itself (unique), used by the import's lookups; never dropped")
+                continue
+            else:
+                with db.engine.begin() as connection:
+                    connection.execute(sa.text(f"ALTER TABLE findings ALTER INDEX `{name}` IGNORED"))
+                try:
+                    without = plans()
+                finally:
+                    with db.engine.begin() as connection:
+                        connection.execute(sa.text(f"ALTER TABLE findings ALTER INDEX `{name}` NOT IGNORED"))
+                worse = [
+                    label
+                    for label, (key, poor, rows) in without.items()
+                    if (poor and not base[label][1]) or rows > 2 * max(base[label][2], 20)
+                ]
+            print(f"  {name}: used by {len(used.get(name, []))} plans; worse without it: {len(worse)}")
+            for label in worse:
+                print(
+                    f"      {label}: {base[label][0]} ({base[label][2]}) -> {without[label][0]} ({without[label][2]})"
+                )
 
 
 # --- through the API -------------------------------------------------------------------------------------

@@ -35,11 +35,6 @@ def upgrade():
         batch_op.add_column(sa.Column('finished_at', UTCDateTime(), nullable=True))
         batch_op.create_index('ix_bug_imports_state', ['state'], unique=False)
     op.execute("UPDATE bug_imports SET rows_read = findings_in_report")
-    with op.batch_alter_table('bug_imports', schema=None) as batch_op:
-        # The model gives the values; the server defaults only filled the existing rows.
-        batch_op.alter_column('state', server_default=None, existing_type=sa.String(length=8))
-        batch_op.alter_column('rows_read', server_default=None, existing_type=sa.Integer())
-        batch_op.alter_column('attempts', server_default=None, existing_type=sa.SmallInteger())
 
     with op.batch_alter_table('findings', schema=None) as batch_op:
         batch_op.drop_constraint('fk_findings_last_import_id_bug_imports', type_='foreignkey')

@@ -87,10 +87,14 @@ class FindingImport(db.Model):
     closed: Mapped[int] = mapped_column(default=0)
     duration_ms: Mapped[float] = mapped_column(sa.Float, default=0.0)
     created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
-    state: Mapped[str] = mapped_column(sa.String(8), default="done")  # IMPORT_STATES
-    rows_read: Mapped[int] = mapped_column(default=0)  # findings read from the report (repeats included)
+    # Server defaults too: rows written by plain SQL (a bulk load, an older release during an upgrade)
+    # are finished imports.
+    state: Mapped[str] = mapped_column(sa.String(8), default="done", server_default="done")  # IMPORT_STATES
+    rows_read: Mapped[int] = mapped_column(default=0, server_default="0")  # findings read (repeats included)
     error: Mapped[str | None] = mapped_column(sa.String(2000))  # why it failed
     spool: Mapped[str | None] = mapped_column(sa.String(64))  # a queued report's file in DATA_DIR/imports
-    attempts: Mapped[int] = mapped_column(sa.SmallInteger, default=0)  # runs started by sync workers
+    attempts: Mapped[int] = mapped_column(
+        sa.SmallInteger, default=0, server_default="0"
+    )  # runs by sync workers
     started_at: Mapped[object | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[object | None] = mapped_column(UTCDateTime)
