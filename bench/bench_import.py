@@ -465,12 +465,20 @@ def audit(args) -> None:
             """label -> (indexes used, whether it reads the table or sorts it whole, rows estimated)."""
             found = {}
             for label, sql in compiled:
-                rows = [dict(r._mapping) for r in db.session.execute(sa.text("EXPLAIN " + sql))]
+                try:
+                    rows = [dict(r._mapping) for r in db.session.execute(sa.text("EXPLAIN " + sql))]
+                except sa.exc.DBAPIError as exc:
+                    db.session.rollback()
+                    print(f"  EXPLAIN of {label} failed: {exc.orig}")
+                    found[label] = ("failed", True, 0)
+                    continue
+                finally:
+                    db.session.commit()  # no metadata lock kept on findings (the ALTERs wait for it)
                 own = [
                     r
                     for r in rows
                     if r.get("table") in ("findings", "<derived2>")
-                    or r.get("table", "").startswith("findings")
+                    or (r.get("table") or "").startswith("findings")
                 ]
                 step = next((r for r in rows if r.get("table") == "findings"), own[0] if own else rows[0])
                 extra = step.get("Extra") or ""

@@ -393,6 +393,7 @@ class FindingReconciler:
         self.processed = 0
         self._seen: set[str] = set()
         self._pending: dict[str, ParsedFinding] = {}
+        self._scanners: dict[str, bool] = {}  # scanner -> the site had findings of it before
 
     @property
     def distinct(self) -> int:
@@ -422,11 +423,18 @@ class FindingReconciler:
         if not self._pending:
             return
         batch, self._pending = self._pending, {}
-        rows = db.session.execute(
-            sa.select(Finding.id, Finding.dedup_key, Finding.status, Finding.severity).where(
-                Finding.site_id == self.site_id, Finding.dedup_key.in_(list(batch))
-            )
-        ).all()
+        # Only the findings of scanners the site already had findings of can be known: a site's first
+        # report of a scanner (its first import, a new tool) is written without looking anything up.
+        lookup = [key for key, finding in batch.items() if self._had_findings_of(finding.scanner)]
+        rows = (
+            db.session.execute(
+                sa.select(Finding.id, Finding.dedup_key, Finding.status, Finding.severity).where(
+                    Finding.site_id == self.site_id, Finding.dedup_key.in_(lookup)
+                )
+            ).all()
+            if lookup
+            else []
+        )
         known = {row.dedup_key: row for row in rows}
         new, seen, fixed, triaged, fixed_severity = [], [], [], {}, {}
         for key, finding in batch.items():
@@ -471,6 +479,22 @@ class FindingReconciler:
                 last_seen_at=self.now,
                 last_import_id=self.import_id,
             )
+
+    def _had_findings_of(self, scanner: str) -> bool:
+        """Whether the site had findings of `scanner` before this reconciler wrote any (asked once per
+        scanner, off the (site_id, scanner, status) index). What this reconciler writes itself needs no
+        lookup: a report's repeats are caught by `_seen`, and imports into a site take turns."""
+        had = self._scanners.get(scanner)
+        if had is None:
+            had = self._scanners[scanner] = (
+                db.session.execute(
+                    sa.select(Finding.id)
+                    .where(Finding.site_id == self.site_id, Finding.scanner == scanner[: LIMITS["scanner"]])
+                    .limit(1)
+                ).first()
+                is not None
+            )
+        return had
 
     def _update(self, ids: list[int], statuses: Iterable[str], **values) -> int:
         result = db.session.execute(
