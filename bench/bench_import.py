@@ -483,7 +483,7 @@ def audit(args) -> None:
                 step = next((r for r in rows if r.get("table") == "findings"), own[0] if own else rows[0])
                 extra = step.get("Extra") or ""
                 poor = step.get("type") == "ALL" or "filesort" in extra
-                found[label] = (step.get("key") or "-", poor, int(step.get("rows") or 0))
+                found[label] = (step.get("key") or "-", poor, int(str(step.get("rows") or 0).split()[0]))
             db.session.rollback()
             return found
 

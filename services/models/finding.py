@@ -21,13 +21,16 @@ class Finding(db.Model):
     __tablename__ = "findings"
     __table_args__ = (
         sa.UniqueConstraint("site_id", "dedup_key", name="uq_findings_site_dedup"),
+        # What uses each index: docs/benchmarks.md, "Indexes of findings" (`bench/bench_import.py --audit`).
+        # a site's status filters, the site page's open counts
         sa.Index("ix_findings_site_status_sev", "site_id", "status", "severity_rank"),
+        # close_missing, a site's scanner filter
         sa.Index("ix_findings_site_scanner_status", "site_id", "scanner", "status"),
+        # a site's lists by last and by first seen
         sa.Index("ix_findings_site_last_seen", "site_id", "last_seen_at"),
         sa.Index("ix_findings_site_first_seen", "site_id", "first_seen_at"),
-        sa.Index("ix_findings_status_sev", "status", "severity_rank"),
+        # lists across sites (an admin's, an operator's) by severity (the default order), last, first seen
         sa.Index("ix_findings_severity", "severity_rank"),
-        sa.Index("ix_findings_scanner", "scanner"),
         sa.Index("ix_findings_last_seen", "last_seen_at"),
         sa.Index("ix_findings_first_seen", "first_seen_at"),
     )
