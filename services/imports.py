@@ -132,8 +132,8 @@ def import_report(
             batches = _ReadAhead(findings) if offload is None else None
             try:
                 while batch := (batches.next() if batches is not None else run(_next_batch, findings)):
-                    for key, finding in batch:
-                        reconciler.add(finding, key)
+                    for key, finding, cleaned in batch:
+                        reconciler.add(finding, key, cleaned)
                     if progress is not None:
                         progress(reconciler)
             finally:
@@ -193,9 +193,13 @@ def import_report(
     return record
 
 
-def _next_batch(findings) -> list[tuple[str, ParsedFinding]]:
-    """The next BATCH_SIZE findings of the report with their dedup keys (empty at the end)."""
-    return [(finding.dedup_key(), finding) for finding in itertools.islice(findings, BATCH_SIZE)]
+def _next_batch(findings) -> list[tuple[str, ParsedFinding, dict]]:
+    """The next BATCH_SIZE findings of the report with their dedup keys and their values cleaned for a new
+    row (empty at the end): the per-finding work, done where the parsing is."""
+    return [
+        (finding.dedup_key(), finding, _cleaned(finding))
+        for finding in itertools.islice(findings, BATCH_SIZE)
+    ]
 
 
 class _ReadAhead:
@@ -392,7 +396,7 @@ class FindingReconciler:
         self.new_by_severity: Counter = Counter()  # created and reopened, for findings.new
         self.processed = 0
         self._seen: set[str] = set()
-        self._pending: dict[str, ParsedFinding] = {}
+        self._pending: dict[str, tuple[ParsedFinding, dict | None]] = {}
         self._scanners: dict[str, bool] = {}  # scanner -> the site had findings of it before
 
     @property
@@ -407,7 +411,7 @@ class FindingReconciler:
             "closed": self.closed,
         }
 
-    def add(self, finding: ParsedFinding, key: str | None = None) -> None:
+    def add(self, finding: ParsedFinding, key: str | None = None, cleaned: dict | None = None) -> None:
         self.processed += 1
         if self.processed % PROGRESS_EVERY == 0:
             log.info("%s on site %s: %d findings read", self.label, self.site_id, self.processed)
@@ -415,7 +419,7 @@ class FindingReconciler:
         if key in self._seen:
             return  # the same finding twice in one report (nuclei repeats a hit per matcher run)
         self._seen.add(key)
-        self._pending[key] = finding
+        self._pending[key] = (finding, cleaned)
         if len(self._pending) >= BATCH_SIZE:
             self.flush()
 
@@ -425,7 +429,7 @@ class FindingReconciler:
         batch, self._pending = self._pending, {}
         # Only the findings of scanners the site already had findings of can be known: a site's first
         # report of a scanner (its first import, a new tool) is written without looking anything up.
-        lookup = [key for key, finding in batch.items() if self._had_findings_of(finding.scanner)]
+        lookup = [key for key, (finding, _) in batch.items() if self._had_findings_of(finding.scanner)]
         rows = (
             db.session.execute(
                 sa.select(Finding.id, Finding.dedup_key, Finding.status, Finding.severity).where(
@@ -437,10 +441,10 @@ class FindingReconciler:
         )
         known = {row.dedup_key: row for row in rows}
         new, seen, fixed, triaged, fixed_severity = [], [], [], {}, {}
-        for key, finding in batch.items():
+        for key, (finding, cleaned) in batch.items():
             row = known.get(key)
             if row is None:
-                new.append(self._new_row(key, finding))
+                new.append(self._new_row(key, finding, cleaned))
             elif finding.status in TRIAGED_STATUSES and row.status not in TRIAGED_STATUSES:
                 triaged.setdefault(finding.status, []).append(row.id)
             elif row.status in ACTIVE_STATUSES:
@@ -519,38 +523,44 @@ class FindingReconciler:
         self.closed += result.rowcount
         return result.rowcount
 
-    def _new_row(self, key: str, finding: ParsedFinding) -> dict:
-        severity = (
-            finding.severity if finding.severity in SEVERITIES else normalise_severity(finding.severity)
+    def _new_row(self, key: str, finding: ParsedFinding, cleaned: dict | None = None) -> dict:
+        row = cleaned if cleaned is not None else _cleaned(finding)
+        row.update(
+            site_id=self.site_id,
+            dedup_key=key,
+            note=None,
+            first_seen_at=self.now,
+            last_seen_at=self.now,
+            fixed_at=None,
+            last_import_id=self.import_id,
+            created_at=self.now,
+            updated_at=self.now,
         )
-        rule_id = _clean(finding.rule_id, LIMITS["rule_id"]) or "unknown"
-        return {
-            "site_id": self.site_id,
-            "scanner": finding.scanner[: LIMITS["scanner"]],
-            "dedup_key": key,
-            "rule_id": rule_id,
-            "title": _clean(finding.title, LIMITS["title"]) or rule_id,
-            "severity": severity,
-            "severity_rank": SEVERITY_RANK[severity],
-            "status": finding.status if finding.status in TRIAGED_STATUSES else "open",
-            "host": _clean(finding.host, LIMITS["host"]) or "",
-            "path": _clean(finding.path, LIMITS["path"]) or "",
-            "param": _clean(finding.param, LIMITS["param"]) or "",
-            "location": _clean(finding.location, LIMITS["location"]) or "",
-            "description": _clean(finding.description, LIMITS["description"]),
-            "cwe": _clean(finding.cwe, LIMITS["cwe"]),
-            "references": [
-                _clean(ref, LIMITS["reference"]) for ref in finding.references[:MAX_REFERENCES] if ref
-            ],
-            "evidence": _clean(finding.evidence, LIMITS["evidence"]),
-            "note": None,
-            "first_seen_at": self.now,
-            "last_seen_at": self.now,
-            "fixed_at": None,
-            "last_import_id": self.import_id,
-            "created_at": self.now,
-            "updated_at": self.now,
-        }
+        return row
+
+
+def _cleaned(finding: ParsedFinding) -> dict:
+    """The values a new row takes from a finding: texts cut to their columns, severity and status checked."""
+    severity = finding.severity if finding.severity in SEVERITIES else normalise_severity(finding.severity)
+    rule_id = _clean(finding.rule_id, LIMITS["rule_id"]) or "unknown"
+    return {
+        "scanner": finding.scanner[: LIMITS["scanner"]],
+        "rule_id": rule_id,
+        "title": _clean(finding.title, LIMITS["title"]) or rule_id,
+        "severity": severity,
+        "severity_rank": SEVERITY_RANK[severity],
+        "status": finding.status if finding.status in TRIAGED_STATUSES else "open",
+        "host": _clean(finding.host, LIMITS["host"]) or "",
+        "path": _clean(finding.path, LIMITS["path"]) or "",
+        "param": _clean(finding.param, LIMITS["param"]) or "",
+        "location": _clean(finding.location, LIMITS["location"]) or "",
+        "description": _clean(finding.description, LIMITS["description"]),
+        "cwe": _clean(finding.cwe, LIMITS["cwe"]),
+        "references": [
+            _clean(ref, LIMITS["reference"]) for ref in finding.references[:MAX_REFERENCES] if ref
+        ],
+        "evidence": _clean(finding.evidence, LIMITS["evidence"]),
+    }
 
 
 # The columns every new row of one reconciler batch shares (FindingReconciler._new_row): converted for the
@@ -628,6 +638,8 @@ def _clean(value, limit: int) -> str | None:
         text = text.replace("\x00", "")
     if len(text) > limit:
         text = text[:limit]
+    if text.isascii():
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
