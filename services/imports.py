@@ -129,11 +129,15 @@ def import_report(
             reconciler = FindingReconciler(site_id, import_id=import_id, label=f"import {import_id}")
             # Without an event loop to keep free (the sync worker, the inbox), the next batches are parsed
             # in a thread of their own while this one waits for the database with the current one.
-            batches = _ReadAhead(findings) if offload is None else None
+            # With PyMySQL that thread also writes each finding's row as SQL (escaped by the connection), so
+            # that this one only sends the INSERTs: the client's share of a bulk INSERT overlaps the server's.
+            if offload is None:
+                reconciler.literals = _RowLiterals.of(db.session.connection(), reconciler)
+            batches = _ReadAhead(findings, reconciler.literals) if offload is None else None
             try:
                 while batch := (batches.next() if batches is not None else run(_next_batch, findings)):
-                    for key, finding, cleaned in batch:
-                        reconciler.add(finding, key, cleaned)
+                    for key, finding, cleaned, literal in batch:
+                        reconciler.add(finding, key, cleaned, literal)
                     if progress is not None:
                         progress(reconciler)
             finally:
@@ -193,13 +197,16 @@ def import_report(
     return record
 
 
-def _next_batch(findings) -> list[tuple[str, ParsedFinding, dict]]:
-    """The next BATCH_SIZE findings of the report with their dedup keys and their values cleaned for a new
-    row (empty at the end): the per-finding work, done where the parsing is."""
-    return [
-        (finding.dedup_key(), finding, _cleaned(finding))
-        for finding in itertools.islice(findings, BATCH_SIZE)
-    ]
+def _next_batch(findings, literals=None) -> list[tuple[str, ParsedFinding, dict, str | None]]:
+    """The next BATCH_SIZE findings of the report with their dedup keys, their values cleaned for a new
+    row and (with `literals`) that row as SQL; empty at the end. The per-finding work, done where the
+    parsing is."""
+    batch = []
+    for finding in itertools.islice(findings, BATCH_SIZE):
+        key = finding.dedup_key()
+        cleaned = _cleaned(finding)
+        batch.append((key, finding, cleaned, literals.row(key, cleaned) if literals is not None else None))
+    return batch
 
 
 class _ReadAhead:
@@ -207,18 +214,18 @@ class _ReadAhead:
     one: the parser's CPU time overlaps the database's. Errors of the parser (a malformed report, one
     beyond MAX_REPORT_BYTES) come out of `next()` as they would from the parser itself."""
 
-    def __init__(self, findings):
+    def __init__(self, findings, literals=None):
         self._queue: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._produce, args=(findings,), name="import-parser", daemon=True
+            target=self._produce, args=(findings, literals), name="import-parser", daemon=True
         )
         self._thread.start()
 
-    def _produce(self, findings) -> None:
+    def _produce(self, findings, literals) -> None:
         try:
             while True:
-                batch = _next_batch(findings)
+                batch = _next_batch(findings, literals)
                 if not self._put((batch, None)) or not batch:
                     return
         except BaseException as exc:  # handed to the caller, which raises it
@@ -396,7 +403,8 @@ class FindingReconciler:
         self.new_by_severity: Counter = Counter()  # created and reopened, for findings.new
         self.processed = 0
         self._seen: set[str] = set()
-        self._pending: dict[str, tuple[ParsedFinding, dict | None]] = {}
+        self._pending: dict[str, tuple[ParsedFinding, dict | None, str | None]] = {}
+        self.literals: _RowLiterals | None = None  # new rows written as SQL by the parsing thread
         self._scanners: dict[str, bool] = {}  # scanner -> the site had findings of it before
 
     @property
@@ -411,7 +419,13 @@ class FindingReconciler:
             "closed": self.closed,
         }
 
-    def add(self, finding: ParsedFinding, key: str | None = None, cleaned: dict | None = None) -> None:
+    def add(
+        self,
+        finding: ParsedFinding,
+        key: str | None = None,
+        cleaned: dict | None = None,
+        literal: str | None = None,
+    ) -> None:
         self.processed += 1
         if self.processed % PROGRESS_EVERY == 0:
             log.info("%s on site %s: %d findings read", self.label, self.site_id, self.processed)
@@ -419,7 +433,7 @@ class FindingReconciler:
         if key in self._seen:
             return  # the same finding twice in one report (nuclei repeats a hit per matcher run)
         self._seen.add(key)
-        self._pending[key] = (finding, cleaned)
+        self._pending[key] = (finding, cleaned, literal)
         if len(self._pending) >= BATCH_SIZE:
             self.flush()
 
@@ -429,7 +443,7 @@ class FindingReconciler:
         batch, self._pending = self._pending, {}
         # Only the findings of scanners the site already had findings of can be known: a site's first
         # report of a scanner (its first import, a new tool) is written without looking anything up.
-        lookup = [key for key, (finding, _) in batch.items() if self._had_findings_of(finding.scanner)]
+        lookup = [key for key, (finding, _, _) in batch.items() if self._had_findings_of(finding.scanner)]
         rows = (
             db.session.execute(
                 sa.select(Finding.id, Finding.dedup_key, Finding.status, Finding.severity).where(
@@ -440,11 +454,15 @@ class FindingReconciler:
             else []
         )
         known = {row.dedup_key: row for row in rows}
-        new, seen, fixed, triaged, fixed_severity = [], [], [], {}, {}
-        for key, (finding, cleaned) in batch.items():
+        new, literals, seen, fixed, triaged, fixed_severity = [], [], [], [], {}, {}
+        for key, (finding, cleaned, literal) in batch.items():
             row = known.get(key)
             if row is None:
-                new.append(self._new_row(key, finding, cleaned))
+                if literal is not None:
+                    literals.append(literal)
+                    self.new_by_severity[cleaned["severity"]] += 1
+                else:
+                    new.append(self._new_row(key, finding, cleaned))
             elif finding.status in TRIAGED_STATUSES and row.status not in TRIAGED_STATUSES:
                 triaged.setdefault(finding.status, []).append(row.id)
             elif row.status in ACTIVE_STATUSES:
@@ -454,6 +472,9 @@ class FindingReconciler:
                 fixed_severity[row.id] = row.severity
             elif row.status in TRIAGED_STATUSES:
                 self.unchanged += 1  # triaged by a person: the import leaves it exactly as it is
+        if literals:
+            self.literals.insert(literals)
+            self.created += len(literals)
         if new:
             _bulk_insert(new)
             self.created += len(new)
@@ -600,6 +621,56 @@ def _bulk_insert(rows: list[dict]) -> None:
         statement,
         [take(row) + tuple(process(row[name]) for name, process in processed) + shared for row in rows],
     )
+
+
+class _RowLiterals:
+    """New finding rows as SQL text, `(v1, v2, ...)`, escaped by PyMySQL's own connection (the escaping
+    a parameterised executemany does, with the same rules: charset, NO_BACKSLASH_ESCAPES), so that the
+    parsing thread can do it; `insert` sends them as multi-row INSERTs of at most MAX_STATEMENT bytes."""
+
+    MAX_STATEMENT = 1_000_000  # PyMySQL's own bound for an executemany statement
+
+    @classmethod
+    def of(cls, connection, reconciler) -> "_RowLiterals | None":
+        try:
+            import pymysql
+        except ImportError:
+            return None
+        dbapi = connection.connection.dbapi_connection
+        writer = _row_writer(connection.dialect)
+        if writer is None or not isinstance(dbapi, pymysql.connections.Connection):
+            return None
+        return cls(dbapi, writer, reconciler)
+
+    def __init__(self, dbapi, writer, reconciler):
+        statement, plain, processed, constants = writer
+        self.prefix = statement[: statement.index(" VALUES ")] + " VALUES "
+        self.escape = dbapi.escape
+        self.take = operator.itemgetter(*plain)
+        self.processed = processed
+        shared = reconciler._new_row("", None, {})  # the values every new row of this reconciler has
+        self.shared = ",".join(
+            self.escape(process(shared[name]) if process else shared[name]) for name, process in constants
+        )
+
+    def row(self, key: str, cleaned: dict) -> str:
+        values = {**cleaned, "dedup_key": key}
+        parts = [self.escape(value) for value in self.take(values)]
+        parts.extend(self.escape(process(values[name])) for name, process in self.processed)
+        return f"({','.join(parts)},{self.shared})"
+
+    def insert(self, literals: list[str]) -> None:
+        connection = db.session.connection()
+        plain = {"no_parameters": True}  # cursor.execute(sql): no %-formatting of the values' text
+        chunk, size = [], len(self.prefix)
+        for literal in literals:
+            if chunk and size + len(literal) + 1 > self.MAX_STATEMENT:
+                connection.exec_driver_sql(self.prefix + ",".join(chunk), execution_options=plain)
+                chunk, size = [], len(self.prefix)
+            chunk.append(literal)
+            size += len(literal) + 1
+        if chunk:
+            connection.exec_driver_sql(self.prefix + ",".join(chunk), execution_options=plain)
 
 
 @functools.cache

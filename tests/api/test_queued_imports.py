@@ -170,3 +170,38 @@ def test_an_import_whose_site_was_deleted_goes_with_it(app, operator, site, queu
     os.utime(Path(app.config["DATA_DIR"]) / "imports" / name, (old, old))
     assert queue.sweep() == 1 and spooled(app) == []
     assert operator.get(f"/bugs/imports/{body['id']}").status_code == 404
+
+
+def test_texts_are_stored_as_given_whatever_they_contain(operator, site, queue, queue_above):
+    """The worker's rows go to MySQL as SQL text escaped by the driver (services/imports.py, _RowLiterals):
+    quotes, backslashes, percent signs, NUL, non-BMP characters all come back as they went in."""
+    import json
+
+    tricky = "50% of 'quoted' \"double\" back\\slash %s %(x)s \\' \n\t 中文 😀 \x00end"
+    report = json.dumps(
+        {
+            "findings": [
+                {
+                    "title": tricky + str(n),
+                    "severity": "high",
+                    "rule_id": "r%s",
+                    "location": f"https://a.test/{n}%",
+                }
+                for n in range(50)
+            ]
+            + [{"title": "x" * 40, "severity": "low", "rule_id": "pad", "location": "https://a.test/pad"}]
+            * 20
+        }
+    ).encode()
+    body = upload(operator, site.id, report).get_json()
+    assert body["state"] == "queued"
+    assert queue.run() == {"done": 1}
+    db.session.rollback()
+    titles = set(
+        db.session.scalars(
+            sa.select(Finding.title).where(Finding.site_id == site.id, Finding.rule_id == "r%s")
+        )
+    )
+    assert titles == {tricky.replace("\x00", "") + str(n) for n in range(50)}
+    locations = set(db.session.scalars(sa.select(Finding.location).where(Finding.rule_id == "r%s")))
+    assert "https://a.test/7%" in locations
