@@ -205,7 +205,8 @@ def _next_batch(findings, literals=None) -> list[tuple[str, ParsedFinding, dict,
     for finding in itertools.islice(findings, BATCH_SIZE):
         key = finding.dedup_key()
         cleaned = _cleaned(finding)
-        batch.append((key, finding, cleaned, literals.row(key, cleaned) if literals is not None else None))
+        literal = literals.row(key, cleaned) if literals is not None and literals.wanted(finding) else None
+        batch.append((key, finding, cleaned, literal))
     return batch
 
 
@@ -646,12 +647,18 @@ class _RowLiterals:
         statement, plain, processed, constants = writer
         self.prefix = statement[: statement.index(" VALUES ")] + " VALUES "
         self.escape = dbapi.escape
+        self.scanners = reconciler._scanners  # filled by the importing thread as it meets them
         self.take = operator.itemgetter(*plain)
         self.processed = processed
         shared = reconciler._new_row("", None, {})  # the values every new row of this reconciler has
         self.shared = ",".join(
             self.escape(process(shared[name]) if process else shared[name]) for name, process in constants
         )
+
+    def wanted(self, finding: ParsedFinding) -> bool:
+        """Whether the finding may well be new: not when the site had findings of its scanner before (a
+        re-import: most are known, and a new one among them goes through `executemany`)."""
+        return self.scanners.get(finding.scanner) is not True
 
     def row(self, key: str, cleaned: dict) -> str:
         values = {**cleaned, "dedup_key": key}
