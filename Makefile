@@ -91,6 +91,11 @@ bench: venv ## run every benchmark in bench/ (each prints its own ratios; instal
 		echo "=== $$script"; $(PY) "$$script"; \
 	done
 
+.PHONY: bench-import
+bench-import: venv ## the import benchmark alone: in-process, through nginx + gunicorn + sync, /health during 200 MB
+	scripts/ensure-services.sh
+	$(PY) bench/bench_import.py --index-costs
+
 # --- Docker Compose -----------------------------------------------------------------------------------------
 .PHONY: env
 env: ## write .env from .env.example with generated secrets (never overwrites an existing .env)

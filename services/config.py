@@ -97,6 +97,11 @@ class Config:
         self.MAX_REQUEST_BYTES = _env_int("MAX_REQUEST_BYTES", 1024 * 1024)
         self.MAX_REPORT_BYTES = _env_int("MAX_REPORT_BYTES", 200 * 1024 * 1024)
         self.MAX_UPLOAD_BYTES = self.MAX_REPORT_BYTES + 1024 * 1024
+        # Reports larger than this are queued for the sync worker (202 and the import's progress) instead
+        # of being imported within the request; 0 imports every report within its request.
+        self.IMPORT_QUEUE_BYTES = _env_int("IMPORT_QUEUE_BYTES", 10 * 1024 * 1024)
+        # How many times sync workers start a queued import whose worker died in it before it is failed.
+        self.IMPORT_MAX_ATTEMPTS = _env_int("IMPORT_MAX_ATTEMPTS", 2)
         self.CACHE_TTL_S = _env_int("CACHE_TTL_S", 60)
         self.USABILITY_RETENTION_DAYS = _env_int("USABILITY_RETENTION_DAYS", 90)
         # Hourly rollups behind the 24h/7d/30d uptime; daily rollups are kept for good (365 rows a site-year).

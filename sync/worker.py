@@ -6,7 +6,7 @@ Threads, each with its own app context (so its own database session):
 - probe-N (SYNC_CONCURRENCY of them): network only, never the database;
 - writer-N (2): store finished probes in batches (sync/results.py);
 - follow-up-N (4): tamper checks and built-in findings of the stored answers;
-- inbox and retention: periodic jobs;
+- inbox, imports (the big reports queued by the API, sync/imports.py) and retention: periodic jobs;
 - notify, with its own pool of NOTIFY_CONCURRENCY sending threads: the notification outbox and the alerts
   tick (sync/notify.py), so a slow receiver never holds a probe.
 Probes do network I/O and release the GIL while waiting, so one slow or dead site only holds one slot;
@@ -14,7 +14,8 @@ CPU-heavy work (a big report import, a big page diff) does not freeze the probes
 single-threaded event loop.
 
 Shutdown (SIGTERM/SIGINT): stop claiming and stop picking inbox files, let running probes, queued
-results and the current import finish within SYNC_GRACE_PERIOD_S, give back the claims of probes that
+results and the current inbox import finish within SYNC_GRACE_PERIOD_S (a queued import from the API
+stops at its next batch and goes back to the queue), give back the claims of probes that
 did not finish (they are due again at once for the other workers), remove the heartbeat, exit 0.
 """
 
@@ -32,6 +33,7 @@ from flask import Flask
 from services import locations, scheduler
 from services.extensions import db
 from sync import heartbeat, retention
+from sync.imports import ImportQueue
 from sync.inbox import Inbox
 from sync.notify import Notifier
 from sync.probe import Prober, ProbeResult, make_ssl_context, target_of
@@ -75,6 +77,7 @@ class Worker:
             max_bytes=int(config["MAX_REPORT_BYTES"]),
         )
 
+        self.imports = ImportQueue(config["DATA_DIR"], int(config["IMPORT_MAX_ATTEMPTS"]))  # sync/imports.py
         self.stopping = threading.Event()
         self.notifier = Notifier(app, self.worker_id, self.stopping)
         self._wake = threading.Event()  # a probe slot freed up
@@ -253,6 +256,12 @@ class Worker:
             threading.Thread(target=self.notifier.run, args=(self.grace_s,), name="notify", daemon=True),
             threading.Thread(
                 target=self._periodic,
+                args=("imports", self.inbox_interval_s, 0.0, lambda: self.imports.run(self.stopping)),
+                name="imports",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=self._periodic,
                 args=("retention", self.retention_interval_s, 30.0, self._retention),
                 name="retention",
                 daemon=True,
@@ -262,7 +271,7 @@ class Worker:
             thread.start()
         with self.app.app_context():
             self._main_loop()
-            return self._shutdown(helpers + threads[:2])  # retention needs no waiting for
+            return self._shutdown(helpers + threads[:3])  # retention needs no waiting for
 
     def _main_loop(self) -> None:
         next_beat = 0.0

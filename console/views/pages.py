@@ -288,7 +288,7 @@ def site_import(site_id):
         apply_errors(form, {"format": [_("Unknown format.")]})
     else:
         try:
-            record = imports.import_upload(
+            record, queued = imports.import_upload(
                 user,
                 site_id,
                 upload.stream,
@@ -302,6 +302,8 @@ def site_import(site_id):
                 raise
             apply_errors(form, exc.errors or {"file": [exc.message]})
         else:
+            if queued:
+                return redirect(url_for("console.site_import_status", site_id=site_id, import_id=record.id))
             flash(
                 _(
                     "Report imported: %(created)s new, %(reopened)s reopened, %(unchanged)s unchanged, "
@@ -323,3 +325,14 @@ def site_import(site_id):
 def site_import_form(site_id):
     site_ = sites.get_site(current_user(), site_id, write=True)
     return render_template("console/import.html", site=site_, form=ImportForm())
+
+
+@bp.get("/sites/<id:site_id>/imports/<id:import_id>")
+@login_required
+def site_import_status(site_id, import_id):
+    """A queued import's progress; the page reloads itself while the sync worker has not finished."""
+    record = findings.get_import(current_user(), import_id)
+    if record.site_id != site_id:
+        abort(404)
+    site_ = sites.get_site(current_user(), site_id)
+    return render_template("console/import_status.html", site=site_, record=record)

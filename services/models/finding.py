@@ -10,6 +10,9 @@ FINDING_STATUSES = ("open", "confirmed", "fixed", "false_positive", "accepted_ri
 ACTIVE_STATUSES = ("open", "confirmed")
 TRIAGED_STATUSES = ("false_positive", "accepted_risk")  # an import never changes these
 FORMATS = ("nuclei", "zap", "sarif", "burp", "nikto", "xray", "wapiti", "generic")
+# An import answered at once is `done` when the answer comes; a big one queued for the sync worker goes
+# queued -> running -> done or failed (services/imports.py, sync/imports.py).
+IMPORT_STATES = ("queued", "running", "done", "failed")
 
 
 class Finding(db.Model):
@@ -18,13 +21,16 @@ class Finding(db.Model):
     __tablename__ = "findings"
     __table_args__ = (
         sa.UniqueConstraint("site_id", "dedup_key", name="uq_findings_site_dedup"),
+        # What uses each index: docs/benchmarks.md, "Indexes of findings" (`bench/bench_import.py --audit`).
+        # a site's status filters, the site page's open counts
         sa.Index("ix_findings_site_status_sev", "site_id", "status", "severity_rank"),
+        # close_missing, a site's scanner filter
         sa.Index("ix_findings_site_scanner_status", "site_id", "scanner", "status"),
+        # a site's lists by last and by first seen
         sa.Index("ix_findings_site_last_seen", "site_id", "last_seen_at"),
         sa.Index("ix_findings_site_first_seen", "site_id", "first_seen_at"),
-        sa.Index("ix_findings_status_sev", "status", "severity_rank"),
+        # lists across sites (an admin's, an operator's) by severity (the default order), last, first seen
         sa.Index("ix_findings_severity", "severity_rank"),
-        sa.Index("ix_findings_scanner", "scanner"),
         sa.Index("ix_findings_last_seen", "last_seen_at"),
         sa.Index("ix_findings_first_seen", "first_seen_at"),
     )
@@ -50,7 +56,10 @@ class Finding(db.Model):
     first_seen_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
     fixed_at: Mapped[object | None] = mapped_column(UTCDateTime)
-    last_import_id: Mapped[int | None] = mapped_column(sa.ForeignKey("bug_imports.id", ondelete="SET NULL"))
+    # The import that saw the finding last. No foreign key: it would cost every imported row an index
+    # entry and a lock on the import's row (which the sync worker updates with its progress while its
+    # import runs); imports are only deleted with their site, which deletes its findings too.
+    last_import_id: Mapped[int | None] = mapped_column(sa.Integer)
     created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -62,6 +71,7 @@ class FindingImport(db.Model):
     __table_args__ = (
         sa.Index("ix_bug_imports_site_time", "site_id", "created_at"),
         sa.Index("ix_bug_imports_file", "site_id", "file_sha256"),
+        sa.Index("ix_bug_imports_state", "state"),  # the sync worker's queue: queued and running ones
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -80,3 +90,14 @@ class FindingImport(db.Model):
     closed: Mapped[int] = mapped_column(default=0)
     duration_ms: Mapped[float] = mapped_column(sa.Float, default=0.0)
     created_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow)
+    # Server defaults too: rows written by plain SQL (a bulk load, an older release during an upgrade)
+    # are finished imports.
+    state: Mapped[str] = mapped_column(sa.String(8), default="done", server_default="done")  # IMPORT_STATES
+    rows_read: Mapped[int] = mapped_column(default=0, server_default="0")  # findings read (repeats included)
+    error: Mapped[str | None] = mapped_column(sa.String(2000))  # why it failed
+    spool: Mapped[str | None] = mapped_column(sa.String(64))  # a queued report's file in DATA_DIR/imports
+    attempts: Mapped[int] = mapped_column(
+        sa.SmallInteger, default=0, server_default="0"
+    )  # runs by sync workers
+    started_at: Mapped[object | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[object | None] = mapped_column(UTCDateTime)

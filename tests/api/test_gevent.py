@@ -58,6 +58,9 @@ def server(app, test_env, tmp_path):
         "GUNICORN_WORKER_CLASS": "gevent",
         "GUNICORN_ACCESSLOG": "-",
         "GUNICORN_PIDFILE": "",
+        # Every report is imported within its request here (what these tests prove about the loop); the
+        # queued path of big reports has its own tests (tests/api/test_queued_imports.py).
+        "IMPORT_QUEUE_BYTES": "0",
     }
     log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115 - closed in the finally below
     process = subprocess.Popen(

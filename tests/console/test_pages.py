@@ -875,3 +875,37 @@ def test_public_pages_are_gzipped_once_for_clients_that_accept_it(client, seeded
     twin = client.get("/api/cloudeye/v1/public/status/owned", headers={"Accept-Encoding": "gzip"})
     assert twin.headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(twin.get_data()) == client.get("/api/cloudeye/v1/public/status/owned").get_data()
+
+
+def test_a_queued_report_shows_its_progress(app, console_as, seeded):
+    """A report above IMPORT_QUEUE_BYTES: the form leads to the import's page, which reloads itself
+    (a meta refresh, no script) until the sync worker is done."""
+    from sync.imports import ImportQueue
+    from tests.services.test_imports import nuclei_report
+
+    owner = console_as(seeded["owner"])
+    site = seeded["site"]
+    saved = app.config["IMPORT_QUEUE_BYTES"]
+    app.config["IMPORT_QUEUE_BYTES"] = 1024
+    try:
+        queued = owner.post(
+            f"/sites/{site.id}/imports", data={"file": (io.BytesIO(nuclei_report(50)), "big.jsonl")}
+        )
+    finally:
+        app.config["IMPORT_QUEUE_BYTES"] = saved
+    assert queued.status_code == 302
+    status_url = queued.headers["Location"]
+    assert re.fullmatch(rf"/sites/{site.id}/imports/\d+", status_url)
+    page = owner.get(status_url)
+    assert page.status_code == 200 and 'data-state="queued"' in page.get_data(as_text=True)
+    assert '<meta http-equiv="refresh"' in page.get_data(as_text=True) and "queued" in text(page)
+    assert 'data-test="import-link"' in owner.get(f"/sites/{site.id}").get_data(as_text=True)
+    # Another operator does not see it; the import of another site is not found under this one.
+    assert console_as(create_user("operator")).get(status_url).status_code == 404
+    other_site = create_site(seeded["owner"])
+    assert owner.get(status_url.replace(f"/sites/{site.id}/", f"/sites/{other_site.id}/")).status_code == 404
+
+    assert ImportQueue(app.config["DATA_DIR"]).run() == {"done": 1}
+    page = owner.get(status_url)
+    body = page.get_data(as_text=True)
+    assert 'data-state="done"' in body and "refresh" not in body and "50 new" in text(page)

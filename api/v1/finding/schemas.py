@@ -3,7 +3,7 @@ from marshmallow import Schema, fields, validate
 
 from api.common import AtLeastOneField, Id, PageArgs, Str
 from services.findings import DEFAULT_SORT, SORTS
-from services.models import FINDING_STATUSES, FORMATS, SEVERITIES
+from services.models import FINDING_STATUSES, FORMATS, IMPORT_STATES, SEVERITIES
 
 
 class FindingSchema(Schema):
@@ -71,6 +71,20 @@ class FindingImportSchema(Schema):
     closed = fields.Integer()
     duration_ms = fields.Float()
     created_at = fields.DateTime()
+    state = fields.String(
+        metadata={
+            "enum": list(IMPORT_STATES),
+            "description": "done at once for a report imported within its request; a queued one goes "
+            "queued, running, then done or failed",
+        }
+    )
+    rows_read = fields.Integer(
+        metadata={"description": "findings read from the report so far (repeats included)"}
+    )
+    error = fields.String(allow_none=True, metadata={"description": "why it failed; nothing was changed"})
+    attempts = fields.Integer(metadata={"description": "runs started by sync workers (queued imports)"})
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
 
 
 class FindingImportQueryArgs(PageArgs):

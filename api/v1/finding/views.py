@@ -1,3 +1,4 @@
+from flask import url_for
 from flask.views import MethodView
 
 from api.common import Blueprint, current_user, page_of, paginate
@@ -63,7 +64,13 @@ class FindingImports(MethodView):
     @accepts_upload("MAX_UPLOAD_BYTES")
     @blp.arguments(FindingImportForm, location="form")
     @blp.arguments(FindingImportFiles, location="files")
-    @blp.response(201, FindingImportSchema)
+    @blp.response(201, FindingImportSchema, description="imported (state done)")
+    @blp.alt_response(
+        202,
+        schema=FindingImportSchema,
+        description="queued for the sync worker (a report above IMPORT_QUEUE_BYTES): state queued; "
+        "the Location header is the import's URL, which shows its progress",
+    )
     @blp.alt_response(413, description="the report is larger than MAX_REPORT_BYTES")
     def post(self, form, files):
         """Import a scanner report (multipart: file, site_id, format, close_missing)
@@ -72,9 +79,14 @@ class FindingImports(MethodView):
         burp (issues XML), nikto (JSON or XML), xray (JSON), wapiti (JSON or XML), generic
         ({"findings": [...]}). A malformed report is refused with 422 and changes nothing; an empty one
         (with its format given when it is a zero-byte file) is a scan that found nothing.
+
+        A report of up to IMPORT_QUEUE_BYTES (10 MiB by default) is imported within the request: 201
+        with what it did. A bigger one is queued: 202 with the import (state `queued`) and its URL in
+        `Location`; a sync worker imports it, `GET /bugs/imports/{id}` shows its progress, and a report
+        found malformed on the way ends `failed` with nothing changed.
         """
         upload = files["file"]
-        return imports.import_upload(
+        record, queued = imports.import_upload(
             current_user(),
             form["site_id"],
             upload.stream,
@@ -83,11 +95,14 @@ class FindingImports(MethodView):
             filename=upload.filename,
             offload=offload,
         )
+        if queued:
+            return record, 202, {"Location": url_for(".FindingImportById", import_id=record.id)}
+        return record
 
 
 @blp.route("/imports/<id:import_id>")
 class FindingImportById(MethodView):
     @blp.response(200, FindingImportSchema)
     def get(self, import_id):
-        """One import and what it did"""
+        """One import: its state (queued, running, done, failed), what it read and did so far"""
         return findings.get_import(current_user(), import_id)
