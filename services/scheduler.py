@@ -115,8 +115,9 @@ def claim_due(
     ).all()
     anywhere = []
     if any_location and len(located) < limit:
+        # The settings come with the claimed rows: no second read of the sites checked from anywhere.
         anywhere = db.session.execute(
-            sa.select(Site.id, Site.next_check_at)
+            sa.select(*_SETTINGS)
             .where(_site_due(now))
             .order_by(Site.next_check_at, Site.id)
             .limit(limit - len(located))
@@ -125,27 +126,18 @@ def claim_due(
     if not located and not anywhere:
         db.session.rollback()
         return []
-    settings = {
-        row.id: row
-        for row in db.session.execute(
-            sa.select(
-                Site.id,
-                Site.url,
-                Site.url_password,
-                Site.timeout_s,
-                Site.accepted_status,
-                Site.keyword,
-                Site.keyword_absent,
-                Site.tamper_enabled,
-                Site.check_interval_s,
-                Site.locations,
-                Site.paused,
-            ).where(Site.id.in_({row[0] for row in (*located, *anywhere)}))
+    settings = {row.id: row for row in anywhere}
+    if located:
+        settings.update(
+            (row.id, row)
+            for row in db.session.execute(
+                sa.select(*_SETTINGS).where(Site.id.in_({row.site_id for row in located}))
+            )
         )
-    }
 
     def lease(site_id: int) -> datetime:
-        # A distinct lease per row, microsecond-precise: the claim's token.
+        # The lease is also the claim's token (finish() only acts while it still matches): microsecond-
+        # precise, one per claim batch and timeout.
         return now + timedelta(seconds=settings[site_id].timeout_s + lease_margin_s)
 
     # A row of a site that lost this location or was paused meanwhile is left alone (finish or the next
@@ -158,36 +150,31 @@ def claim_due(
         and not settings[row.site_id].paused
     ]
     leases = {(row.site_id, True): (row.next_check_at, lease(row.site_id)) for row in located}
-    leases.update(
-        {(row.id, False): (row.next_check_at, lease(row.id)) for row in anywhere if row.id in settings}
-    )
-    if located:
-        table = SiteLocation.__table__
-        db.session.execute(
-            sa.update(table)
-            .where(
-                table.c.site_id == sa.bindparam("b_id"),
-                table.c.location == location,
-                table.c.next_check_at <= now,
-                sa.or_(table.c.claimed_until.is_(None), table.c.claimed_until < now),
+    leases.update({(row.id, False): (row.next_check_at, lease(row.id)) for row in anywhere})
+    # One UPDATE per table and lease (sites of one timeout share it), not one per row: the rows are
+    # locked by the SELECT above, and the conditions repeat the claim's for SQLite (no row locks).
+    for (per_location, until), site_ids in _by_lease(leases).items():
+        if per_location:
+            table = SiteLocation.__table__
+            db.session.execute(
+                sa.update(table)
+                .where(
+                    table.c.site_id.in_(site_ids),
+                    table.c.location == location,
+                    table.c.next_check_at <= now,
+                    sa.or_(table.c.claimed_until.is_(None), table.c.claimed_until < now),
+                )
+                .values(claimed_until=until)
+                .execution_options(synchronize_session=False)
             )
-            .values(claimed_until=sa.bindparam("b_until"))
-            .execution_options(synchronize_session=False),
-            [{"b_id": row.site_id, "b_until": leases[(row.site_id, True)][1]} for row in located],
-        )
-    if anywhere:
-        table = Site.__table__
-        db.session.execute(
-            sa.update(table)
-            .where(table.c.id == sa.bindparam("b_id"), _site_due(now))
-            .values(claimed_until=sa.bindparam("b_until"), updated_at=table.c.updated_at)
-            .execution_options(synchronize_session=False),
-            [
-                {"b_id": site_id, "b_until": until}
-                for (site_id, per_location), (_, until) in leases.items()
-                if not per_location
-            ],
-        )
+        else:
+            table = Site.__table__
+            db.session.execute(
+                sa.update(table)
+                .where(table.c.id.in_(site_ids), _site_due(now))
+                .values(claimed_until=until, updated_at=table.c.updated_at)
+                .execution_options(synchronize_session=False)
+            )
     if db.session.get_bind().dialect.name == "sqlite":
         leases = _won_on_sqlite(leases, location)
     db.session.commit()
@@ -214,6 +201,30 @@ def claim_due(
         )
     claims.sort(key=lambda c: (c.due_at, c.site_id))
     return claims
+
+
+_SETTINGS = (
+    Site.id,
+    Site.next_check_at,
+    Site.url,
+    Site.url_password,
+    Site.timeout_s,
+    Site.accepted_status,
+    Site.keyword,
+    Site.keyword_absent,
+    Site.tamper_enabled,
+    Site.check_interval_s,
+    Site.locations,
+    Site.paused,
+)
+
+
+def _by_lease(leases: dict) -> dict[tuple[bool, datetime], list[int]]:
+    """{(per_location, lease): [site ids]}, ids sorted (rows are updated in id order)."""
+    groups: dict[tuple[bool, datetime], list[int]] = {}
+    for (site_id, per_location), (_, until) in leases.items():
+        groups.setdefault((per_location, until), []).append(site_id)
+    return {key: sorted(ids) for key, ids in groups.items()}
 
 
 def _won_on_sqlite(leases: dict, location: str) -> dict:
@@ -321,11 +332,14 @@ def record_claimed(items: list[tuple[Lease | None, CheckResult]]) -> dict[tuple,
     # Lock the sites, then their locations' rows (in id order, the same for every writer), and keep them
     # referenced: the session's identity map holds objects weakly, and finish() needs them afterwards.
     sites, votes = lock_sites({result.site_id for _, result in items})
-    checks = record_results([result for _, result in items], sites=sites, votes=votes)
+    # Schedule first (finish does not depend on the results): record_results then writes every change
+    # of the sites' rows, states and schedules, in one UPDATE per table.
+    with db.session.no_autoflush:  # no UPDATE per row before record_results' own
+        for lease, _ in items:
+            site = sites.get(lease.site_id) if lease is not None else None
+            if site is not None:
+                finish(site, lease, now, votes.get((lease.site_id, lease.location)))
+        checks = record_results([result for _, result in items], sites=sites, votes=votes)
     recorded = {(check.site_id, check.due_at, check.location): check.late for check in checks}
-    for lease, _ in items:
-        site = sites.get(lease.site_id) if lease is not None else None
-        if site is not None:
-            finish(site, lease, now, votes.get((lease.site_id, lease.location)))
     db.session.commit()
     return recorded

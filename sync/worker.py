@@ -35,7 +35,7 @@ from sync import heartbeat, retention
 from sync.inbox import Inbox
 from sync.notify import Notifier
 from sync.probe import Prober, ProbeResult, make_ssl_context, target_of
-from sync.results import BatchReport, Outcome, follow_up, needs_follow_up, store
+from sync.results import BatchReport, Outcome, follow_up, follow_ups_to_run, store
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 60
@@ -151,9 +151,7 @@ class Worker:
                     self._unwritten.pop(outcome.claim.key, None)
         stored, report.outcomes = report.outcomes, []
         self._count(report)
-        for outcome in stored:
-            if not needs_follow_up(outcome):
-                continue
+        for outcome in follow_ups_to_run(stored):
             if inline:
                 done = follow_up(outcome, self.findings_refresh_s)
                 self._count(done)

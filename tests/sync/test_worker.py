@@ -30,14 +30,14 @@ def test_follow_ups_of_the_last_batch_are_done_before_a_stopping_worker_exits(
 
     between = threading.Event()
     go_on = threading.Event()
-    real_needs_follow_up = worker_module.needs_follow_up
+    real_follow_ups_to_run = worker_module.follow_ups_to_run
 
-    def needs_follow_up(outcome):
+    def follow_ups_to_run(outcomes):
         between.set()  # stored, out of the in-flight set, follow-up not queued yet
         go_on.wait(120)
-        return real_needs_follow_up(outcome)
+        return real_follow_ups_to_run(outcomes)
 
-    monkeypatch.setattr(worker_module, "needs_follow_up", needs_follow_up)
+    monkeypatch.setattr(worker_module, "follow_ups_to_run", follow_ups_to_run)
     empty_polls = []
     real_get = worker._followups.get
 
