@@ -200,9 +200,19 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))]
 
 
-def real_run(args, port: int, sites: int, replicas: int = 1, concurrency: int | None = None) -> dict:
-    """`replicas` sync worker processes (bench/sync_counted.py: sync_main.py with counters) sharing
-    `sites` sites for args.duration seconds from the first due time."""
+def checkout(revision: str) -> Path:
+    """The code of `revision` in a scratch directory (`git archive`): the baseline of --versus."""
+    target = Path(tempfile.mkdtemp(prefix="cloudeye-bench-code-"))
+    archive = subprocess.run(["git", "archive", revision], cwd=ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
+def real_run(
+    args, port: int, sites: int, replicas: int = 1, concurrency: int | None = None, code: Path | None = None
+) -> dict:
+    """`replicas` sync worker processes (bench/sync_counted.py: sync_main.py with counters, of this
+    checkout or of `code`) sharing `sites` sites for args.duration seconds from the first due time."""
     import sqlalchemy as sa
 
     workdir = tempfile.mkdtemp(prefix="cloudeye-bench-")
@@ -227,8 +237,13 @@ def real_run(args, port: int, sites: int, replicas: int = 1, concurrency: int | 
     workers = [
         subprocess.Popen(
             [sys.executable, str(ROOT / "bench/sync_counted.py")],
-            cwd=ROOT,
-            env={**env, "BENCH_STATS_FILE": stats_files[n], "SYNC_WORKER_ID": f"bench-{n}"},
+            cwd=code or ROOT,
+            env={
+                **env,
+                "BENCH_STATS_FILE": stats_files[n],
+                "SYNC_WORKER_ID": f"bench-{n}",
+                "BENCH_CODE_ROOT": str(code or ROOT),
+            },
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -240,15 +255,24 @@ def real_run(args, port: int, sites: int, replicas: int = 1, concurrency: int | 
         with engine.connect() as connection:
             return connection.scalar(sa.text("SELECT COUNT(*) FROM usability_checks"))
 
+    def snapshot() -> dict:
+        return {
+            "cpu": sum(_cpu_seconds(w.pid) for w in workers),
+            "stats": [_read_stats(f) for f in stats_files],
+            "stored": stored(),
+            "at": time.monotonic(),
+            "load": os.getloadavg()[0],
+        }
+
     try:
         time.sleep(max(0.0, (start - datetime.now(UTC)).total_seconds()))
-        cpu0 = [_cpu_seconds(w.pid) for w in workers]
-        stats0 = [_read_stats(f) for f in stats_files]
-        stored0, load0 = stored(), os.getloadavg()[0]
-        time.sleep(args.duration)
-        cpu = sum(_cpu_seconds(w.pid) for w in workers) - sum(cpu0)
-        stats1 = [_read_stats(f) for f in stats_files]
-        stored1, load1 = stored(), os.getloadavg()[0]
+        first = snapshot()
+        warm = None
+        if args.duration > 90:  # the first minute has every site's first findings reconciliation
+            time.sleep(60)
+            warm = snapshot()
+        time.sleep(max(0.0, args.duration - (time.monotonic() - first["at"])))
+        last = snapshot()
         end = datetime.now(UTC)
     finally:
         for worker in workers:
@@ -283,17 +307,13 @@ def real_run(args, port: int, sites: int, replicas: int = 1, concurrency: int | 
         if start + timedelta(seconds=args.interval * i / sites + k * args.interval) <= cut
     )
     after_first_minute = [v for minute, values in by_minute.items() if minute >= 1 for v in values]
-    statements, rounds = _stats_delta(stats0, stats1)
-    checks = max(1, stored1 - stored0)
-    by_role: Counter = Counter()
-    for (role, _kind), count in statements.items():
-        by_role[role] += count
-    sql = sum(count for (_, kind), count in statements.items() if kind not in ("COMMIT", "ROLLBACK"))
+    costs = _costs(first, last)
+    steady = _costs(warm, last) if warm else {}
     return {
         "sites": sites,
         "replicas": replicas,
         "concurrency": concurrency or args.concurrency,
-        "checks_per_s": (stored1 - stored0) / args.duration,
+        "checks_per_s": (last["stored"] - first["stored"]) / (last["at"] - first["at"]),
         "slots_due": expected,
         "slots_recorded": len(rows),
         "slots_recorded_twice": twice,
@@ -305,16 +325,32 @@ def real_run(args, port: int, sites: int, replicas: int = 1, concurrency: int | 
         "lateness_p99_by_minute": [
             round(_percentile(values, 0.99), 2) for _, values in sorted(by_minute.items())
         ],
-        "worker_cpu_percent": 100 * cpu / args.duration,
+        **costs,
+        **{f"{name}_after_first_minute": value for name, value in steady.items() if "by" not in name},
+        "load_average": round((first["load"] + last["load"]) / 2, 2),
+    }
+
+
+def _costs(before: dict, after: dict) -> dict:
+    """Worker CPU, statements and Redis round trips per check stored between two snapshots."""
+    statements, rounds = _stats_delta(before["stats"], after["stats"])
+    checks = max(1, after["stored"] - before["stored"])
+    cpu = after["cpu"] - before["cpu"]
+    by_role: Counter = Counter()
+    for (role, _kind), count in statements.items():
+        by_role[role] += count
+    sql = sum(count for (_, kind), count in statements.items() if kind not in ("COMMIT", "ROLLBACK"))
+    return {
+        "worker_cpu_percent": 100 * cpu / (after["at"] - before["at"]),
         "cpu_ms_per_check": 1000 * cpu / checks,
         "sql_per_check": sql / checks,
+        "commits_per_check": sum(n for (_, kind), n in statements.items() if kind == "COMMIT") / checks,
         "sql_per_check_by_thread": {role: round(n / checks, 3) for role, n in sorted(by_role.items())},
-        "sql_by_kind_per_check": {
+        "sql_per_check_by_kind": {
             kind: round(sum(n for (_, k), n in statements.items() if k == kind) / checks, 3)
             for kind in sorted({kind for _, kind in statements})
         },
         "redis_round_trips_per_check": sum(rounds.values()) / checks,
-        "load_average": round((load0 + load1) / 2, 2),
     }
 
 
@@ -380,6 +416,11 @@ def main() -> None:
     parser.add_argument("--sites", type=int, default=25000, help="sites of the one-worker run (0: skip)")
     parser.add_argument("--replicas", type=int, default=1, help="workers of that run")
     parser.add_argument(
+        "--versus",
+        default="",
+        help="a git revision whose worker makes the same run first (the baseline: ratios printed)",
+    )
+    parser.add_argument(
         "--saturate",
         type=int,
         default=0,
@@ -414,9 +455,26 @@ def main() -> None:
             raw = raw_throughput(port, args.raw, args.concurrency)
             print("raw probes:", {k: round(v, 2) if isinstance(v, float) else v for k, v in raw.items()})
             print(f"  -> one worker probes {raw['probes_per_s'] * 60:,.0f} sites per 60 s (probing only)")
+        if args.sites and args.versus:
+            print(f"== baseline: the worker of {args.versus}", flush=True)
+            before = real_run(args, port, args.sites, args.replicas, code=checkout(args.versus))
+            _show(before)
         if args.sites:
             run = real_run(args, port, args.sites, args.replicas)
             _show(run)
+            if args.versus:
+                for name in (
+                    "cpu_ms_per_check",
+                    "sql_per_check",
+                    "commits_per_check",
+                    "redis_round_trips_per_check",
+                ):
+                    for suffix in ("", "_after_first_minute"):
+                        if before.get(name + suffix) and run.get(name + suffix) is not None:
+                            print(
+                                f"  {name + suffix}: {before[name + suffix]:.3f} -> {run[name + suffix]:.3f} "
+                                f"({run[name + suffix] / before[name + suffix]:.2f}x)"
+                            )
             print(
                 f"  -> {args.replicas} worker(s) {'hold' if holds(run, args.p99) else 'do NOT hold'} "
                 f"{args.sites:,} sites on {args.interval} s (p99 lateness {run['lateness_s_p99']:.2f} s, "

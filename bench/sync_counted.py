@@ -16,7 +16,9 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+# BENCH_CODE_ROOT: another checkout of cloudeye to run (the bench's baseline, a `git archive` of an older
+# revision); default this one.
+ROOT = Path(os.environ.get("BENCH_CODE_ROOT") or Path(__file__).resolve().parents[1])
 sys.path.insert(0, str(ROOT))
 
 _lock = threading.Lock()
