@@ -76,19 +76,19 @@ class Claim(Lease):
     primary: bool
 
 
-def _site_due(now: datetime):
+def _site_due(now: datetime, due_by: datetime | None = None):
     # next_check_at null: a site with locations (scheduled in site_locations), never due here.
     return sa.and_(
         Site.paused.is_(False),
-        Site.next_check_at <= now,
+        Site.next_check_at <= (due_by or now),
         sa.or_(Site.claimed_until.is_(None), Site.claimed_until < now),
     )
 
 
-def _location_due(location: str, now: datetime):
+def _location_due(location: str, now: datetime, due_by: datetime | None = None):
     return sa.and_(
         SiteLocation.location == location,
-        SiteLocation.next_check_at <= now,
+        SiteLocation.next_check_at <= (due_by or now),
         sa.or_(SiteLocation.claimed_until.is_(None), SiteLocation.claimed_until < now),
     )
 
@@ -99,16 +99,20 @@ def claim_due(
     location: str = "default",
     now: datetime | None = None,
     any_location: bool = True,
+    ahead_s: float = 0.0,
 ) -> list[Claim]:
     """Claim up to `limit` due checks for a worker of `location`, oldest due first, and commit: the
     location's own rows, then (unless `any_location` is false, as for a remote agent) sites checked from
-    any location. Returns what this worker got."""
+    any location. With `ahead_s`, also the checks that fall due within that many seconds (the worker
+    starts each at its due time; the lease covers the wait). Returns what this worker got."""
     if limit <= 0:
         return []
     now = now or datetime.now(UTC)
+    ahead_s = max(0.0, ahead_s)
+    due_by = now + timedelta(seconds=ahead_s)
     located = db.session.execute(
         sa.select(SiteLocation.site_id, SiteLocation.next_check_at)
-        .where(_location_due(location, now))
+        .where(_location_due(location, now, due_by))
         .order_by(SiteLocation.next_check_at, SiteLocation.site_id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -118,7 +122,7 @@ def claim_due(
         # The settings come with the claimed rows: no second read of the sites checked from anywhere.
         anywhere = db.session.execute(
             sa.select(*_SETTINGS)
-            .where(_site_due(now))
+            .where(_site_due(now, due_by))
             .order_by(Site.next_check_at, Site.id)
             .limit(limit - len(located))
             .with_for_update(skip_locked=True)
@@ -138,7 +142,7 @@ def claim_due(
     def lease(site_id: int) -> datetime:
         # The lease is also the claim's token (finish() only acts while it still matches): microsecond-
         # precise, one per claim batch and timeout.
-        return now + timedelta(seconds=settings[site_id].timeout_s + lease_margin_s)
+        return now + timedelta(seconds=ahead_s + settings[site_id].timeout_s + lease_margin_s)
 
     # A row of a site that lost this location or was paused meanwhile is left alone (finish or the next
     # change of the site tidies it).
@@ -161,7 +165,7 @@ def claim_due(
                 .where(
                     table.c.site_id.in_(site_ids),
                     table.c.location == location,
-                    table.c.next_check_at <= now,
+                    table.c.next_check_at <= due_by,
                     sa.or_(table.c.claimed_until.is_(None), table.c.claimed_until < now),
                 )
                 .values(claimed_until=until)
@@ -171,7 +175,7 @@ def claim_due(
             table = Site.__table__
             db.session.execute(
                 sa.update(table)
-                .where(table.c.id.in_(site_ids), _site_due(now))
+                .where(table.c.id.in_(site_ids), _site_due(now, due_by))
                 .values(claimed_until=until, updated_at=table.c.updated_at)
                 .execution_options(synchronize_session=False)
             )
