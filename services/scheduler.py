@@ -12,9 +12,12 @@ Two kinds of claim, both leases on a row:
 
 `claim_due` takes both kinds in one short transaction: `SELECT ... FOR UPDATE SKIP LOCKED` (MySQL 8 /
 MariaDB 10.6) on each table picks rows no other worker is claiming at that moment, served by the indexes
-`ix_site_locations_due (location, next_check_at)` and `ix_sites_due (paused, next_check_at)`; one read of
-the sites' settings; then `claimed_until` = now + the site's timeout + SYNC_LEASE_MARGIN_S on each row.
+`ix_site_locations_due (location, next_check_at)` and `ix_sites_due (paused, next_check_at)` (the sites'
+probe settings come with their rows; those of sites with locations in one more read); then one UPDATE per
+table and lease sets `claimed_until` = now + the look-ahead + the site's timeout + SYNC_LEASE_MARGIN_S.
 Rows of the worker's location come first, then sites of any location with what is left of the limit.
+A sync worker claims up to `ahead_s` before the due time and starts each check at its due time
+(sync/worker.py); an agent claims only what is due.
 `next_check_at` stays what it was: it is the check's `due_at`, the slot `usability_checks` is unique on
 (with the location).
 

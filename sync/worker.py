@@ -2,7 +2,9 @@
 inbox, applies retention, publishes a heartbeat, and stops cleanly on SIGTERM.
 
 Threads, each with its own app context (so its own database session):
-- main: claims due checks (as many as there are free probe slots), heartbeat, progress log;
+- main: claims due checks, and those due within 2 poll intervals (as many as there are free probe slots,
+  plus room for 2 x SYNC_CONCURRENCY waiting), heartbeat, progress log;
+- dispatch: starts each claimed check at its due time, as probe slots free up;
 - probe-N (SYNC_CONCURRENCY of them): network only, never the database;
 - writer-N (2): store finished probes in batches (sync/results.py);
 - follow-up-N (4): tamper checks and built-in findings of the stored answers;
