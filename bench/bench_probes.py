@@ -172,6 +172,18 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _cpu_by_role(pid: int, stats: dict) -> Counter:
+    """CPU seconds of the worker's threads by role (from the thread ids its counters file lists)."""
+    cpu: Counter = Counter()
+    for tid, role in stats.get("threads", {}).items():
+        try:
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a thread that ended: its time is lost to this split, not to the process total
+        cpu[role] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return cpu
+
+
 def _read_stats(path: str) -> dict:
     try:
         return json.loads(Path(path).read_text())
@@ -256,9 +268,14 @@ def real_run(
             return connection.scalar(sa.text("SELECT COUNT(*) FROM usability_checks"))
 
     def snapshot() -> dict:
+        stats = [_read_stats(f) for f in stats_files]
+        by_role: Counter = Counter()
+        for worker, counters in zip(workers, stats, strict=True):
+            by_role.update(_cpu_by_role(worker.pid, counters))
         return {
             "cpu": sum(_cpu_seconds(w.pid) for w in workers),
-            "stats": [_read_stats(f) for f in stats_files],
+            "cpu_by_role": by_role,
+            "stats": stats,
             "stored": stored(),
             "at": time.monotonic(),
             "load": os.getloadavg()[0],
@@ -343,6 +360,10 @@ def _costs(before: dict, after: dict) -> dict:
     return {
         "worker_cpu_percent": 100 * cpu / (after["at"] - before["at"]),
         "cpu_ms_per_check": 1000 * cpu / checks,
+        "cpu_ms_per_check_by_thread": {
+            role: round(1000 * (after["cpu_by_role"][role] - before["cpu_by_role"].get(role, 0)) / checks, 3)
+            for role in sorted(after["cpu_by_role"])
+        },
         "sql_per_check": sql / checks,
         "commits_per_check": sum(n for (_, kind), n in statements.items() if kind == "COMMIT") / checks,
         "sql_per_check_by_thread": {role: round(n / checks, 3) for role, n in sorted(by_role.items())},

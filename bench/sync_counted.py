@@ -27,9 +27,12 @@ _redis: Counter = Counter()  # thread role -> round trips
 
 
 def _role() -> str:
+    return _role_of(threading.current_thread().name)
+
+
+def _role_of(name: str) -> str:
     """The worker's thread names are `probe_N`, `writer-N`, `follow-up-N`, `MainThread`, ...: the part
     before the number."""
-    name = threading.current_thread().name
     return name.rstrip("0123456789").rstrip("-_") or name
 
 
@@ -68,6 +71,8 @@ def _dump(path: str) -> None:
             "statements": [[role, kind, count] for (role, kind), count in sorted(_statements.items())],
             "redis": dict(_redis),
         }
+    # The OS thread ids of each role: the bench reads their CPU time in /proc/<pid>/task/<tid>/stat.
+    data["threads"] = {str(t.native_id): _role_of(t.name) for t in threading.enumerate() if t.native_id}
     tmp = f"{path}.tmp"
     Path(tmp).write_text(json.dumps(data))
     os.replace(tmp, path)
