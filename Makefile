@@ -96,6 +96,12 @@ bench-import: venv ## the import benchmark alone: in-process, through nginx + gu
 	scripts/ensure-services.sh
 	$(PY) bench/bench_import.py --index-costs
 
+.PHONY: bench-sync
+bench-sync: venv ## the sync worker's figures of docs/benchmarks.md: before/after at 10,000 sites, 25,000 sites, 1 vs 3 replicas
+	scripts/ensure-services.sh
+	$(PY) bench/bench_probes.py --raw 0 --sites 10000 --versus a67e973 --duration 180
+	$(PY) bench/bench_probes.py --raw 6000 --sites 25000 --saturate 60000 --slot-bound 5000 --duration 180
+
 # --- Docker Compose -----------------------------------------------------------------------------------------
 .PHONY: env
 env: ## write .env from .env.example with generated secrets (never overwrites an existing .env)

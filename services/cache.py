@@ -124,6 +124,17 @@ class Cache:
             return None
         return json.loads(raw)
 
+    def get_json_many(self, keys: list[str]) -> list:
+        """`get_json` of each key, in one round trip (None for each on a cache error)."""
+        if not keys:
+            return []
+        try:
+            raws = self.store.mget(keys)
+        except redis.RedisError as exc:
+            log.warning("cache read failed, using the database: %s", exc)
+            return [None] * len(keys)
+        return [None if raw is None else json.loads(raw) for raw in raws]
+
     def set_json(self, key, value, ttl: int | None = None):
         try:
             self.store.set(key, json.dumps(value, default=str), ex=ttl or self._backend.ttl)

@@ -12,9 +12,12 @@ Two kinds of claim, both leases on a row:
 
 `claim_due` takes both kinds in one short transaction: `SELECT ... FOR UPDATE SKIP LOCKED` (MySQL 8 /
 MariaDB 10.6) on each table picks rows no other worker is claiming at that moment, served by the indexes
-`ix_site_locations_due (location, next_check_at)` and `ix_sites_due (paused, next_check_at)`; one read of
-the sites' settings; then `claimed_until` = now + the site's timeout + SYNC_LEASE_MARGIN_S on each row.
+`ix_site_locations_due (location, next_check_at)` and `ix_sites_due (paused, next_check_at)` (the sites'
+probe settings come with their rows; those of sites with locations in one more read); then one UPDATE per
+table and lease sets `claimed_until` = now + the look-ahead + the site's timeout + SYNC_LEASE_MARGIN_S.
 Rows of the worker's location come first, then sites of any location with what is left of the limit.
+A sync worker claims up to `ahead_s` before the due time and starts each check at its due time
+(sync/worker.py); an agent claims only what is due.
 `next_check_at` stays what it was: it is the check's `due_at`, the slot `usability_checks` is unique on
 (with the location).
 
@@ -76,19 +79,19 @@ class Claim(Lease):
     primary: bool
 
 
-def _site_due(now: datetime):
+def _site_due(now: datetime, due_by: datetime | None = None):
     # next_check_at null: a site with locations (scheduled in site_locations), never due here.
     return sa.and_(
         Site.paused.is_(False),
-        Site.next_check_at <= now,
+        Site.next_check_at <= (due_by or now),
         sa.or_(Site.claimed_until.is_(None), Site.claimed_until < now),
     )
 
 
-def _location_due(location: str, now: datetime):
+def _location_due(location: str, now: datetime, due_by: datetime | None = None):
     return sa.and_(
         SiteLocation.location == location,
-        SiteLocation.next_check_at <= now,
+        SiteLocation.next_check_at <= (due_by or now),
         sa.or_(SiteLocation.claimed_until.is_(None), SiteLocation.claimed_until < now),
     )
 
@@ -99,25 +102,30 @@ def claim_due(
     location: str = "default",
     now: datetime | None = None,
     any_location: bool = True,
+    ahead_s: float = 0.0,
 ) -> list[Claim]:
     """Claim up to `limit` due checks for a worker of `location`, oldest due first, and commit: the
     location's own rows, then (unless `any_location` is false, as for a remote agent) sites checked from
-    any location. Returns what this worker got."""
+    any location. With `ahead_s`, also the checks that fall due within that many seconds (the worker
+    starts each at its due time; the lease covers the wait). Returns what this worker got."""
     if limit <= 0:
         return []
     now = now or datetime.now(UTC)
+    ahead_s = max(0.0, ahead_s)
+    due_by = now + timedelta(seconds=ahead_s)
     located = db.session.execute(
         sa.select(SiteLocation.site_id, SiteLocation.next_check_at)
-        .where(_location_due(location, now))
+        .where(_location_due(location, now, due_by))
         .order_by(SiteLocation.next_check_at, SiteLocation.site_id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
     anywhere = []
     if any_location and len(located) < limit:
+        # The settings come with the claimed rows: no second read of the sites checked from anywhere.
         anywhere = db.session.execute(
-            sa.select(Site.id, Site.next_check_at)
-            .where(_site_due(now))
+            sa.select(*_SETTINGS)
+            .where(_site_due(now, due_by))
             .order_by(Site.next_check_at, Site.id)
             .limit(limit - len(located))
             .with_for_update(skip_locked=True)
@@ -125,28 +133,19 @@ def claim_due(
     if not located and not anywhere:
         db.session.rollback()
         return []
-    settings = {
-        row.id: row
-        for row in db.session.execute(
-            sa.select(
-                Site.id,
-                Site.url,
-                Site.url_password,
-                Site.timeout_s,
-                Site.accepted_status,
-                Site.keyword,
-                Site.keyword_absent,
-                Site.tamper_enabled,
-                Site.check_interval_s,
-                Site.locations,
-                Site.paused,
-            ).where(Site.id.in_({row[0] for row in (*located, *anywhere)}))
+    settings = {row.id: row for row in anywhere}
+    if located:
+        settings.update(
+            (row.id, row)
+            for row in db.session.execute(
+                sa.select(*_SETTINGS).where(Site.id.in_({row.site_id for row in located}))
+            )
         )
-    }
 
     def lease(site_id: int) -> datetime:
-        # A distinct lease per row, microsecond-precise: the claim's token.
-        return now + timedelta(seconds=settings[site_id].timeout_s + lease_margin_s)
+        # The lease is also the claim's token (finish() only acts while it still matches): microsecond-
+        # precise, one per claim batch and timeout.
+        return now + timedelta(seconds=ahead_s + settings[site_id].timeout_s + lease_margin_s)
 
     # A row of a site that lost this location or was paused meanwhile is left alone (finish or the next
     # change of the site tidies it).
@@ -158,36 +157,31 @@ def claim_due(
         and not settings[row.site_id].paused
     ]
     leases = {(row.site_id, True): (row.next_check_at, lease(row.site_id)) for row in located}
-    leases.update(
-        {(row.id, False): (row.next_check_at, lease(row.id)) for row in anywhere if row.id in settings}
-    )
-    if located:
-        table = SiteLocation.__table__
-        db.session.execute(
-            sa.update(table)
-            .where(
-                table.c.site_id == sa.bindparam("b_id"),
-                table.c.location == location,
-                table.c.next_check_at <= now,
-                sa.or_(table.c.claimed_until.is_(None), table.c.claimed_until < now),
+    leases.update({(row.id, False): (row.next_check_at, lease(row.id)) for row in anywhere})
+    # One UPDATE per table and lease (sites of one timeout share it), not one per row: the rows are
+    # locked by the SELECT above, and the conditions repeat the claim's for SQLite (no row locks).
+    for (per_location, until), site_ids in _by_lease(leases).items():
+        if per_location:
+            table = SiteLocation.__table__
+            db.session.execute(
+                sa.update(table)
+                .where(
+                    table.c.site_id.in_(site_ids),
+                    table.c.location == location,
+                    table.c.next_check_at <= due_by,
+                    sa.or_(table.c.claimed_until.is_(None), table.c.claimed_until < now),
+                )
+                .values(claimed_until=until)
+                .execution_options(synchronize_session=False)
             )
-            .values(claimed_until=sa.bindparam("b_until"))
-            .execution_options(synchronize_session=False),
-            [{"b_id": row.site_id, "b_until": leases[(row.site_id, True)][1]} for row in located],
-        )
-    if anywhere:
-        table = Site.__table__
-        db.session.execute(
-            sa.update(table)
-            .where(table.c.id == sa.bindparam("b_id"), _site_due(now))
-            .values(claimed_until=sa.bindparam("b_until"), updated_at=table.c.updated_at)
-            .execution_options(synchronize_session=False),
-            [
-                {"b_id": site_id, "b_until": until}
-                for (site_id, per_location), (_, until) in leases.items()
-                if not per_location
-            ],
-        )
+        else:
+            table = Site.__table__
+            db.session.execute(
+                sa.update(table)
+                .where(table.c.id.in_(site_ids), _site_due(now, due_by))
+                .values(claimed_until=until, updated_at=table.c.updated_at)
+                .execution_options(synchronize_session=False)
+            )
     if db.session.get_bind().dialect.name == "sqlite":
         leases = _won_on_sqlite(leases, location)
     db.session.commit()
@@ -214,6 +208,30 @@ def claim_due(
         )
     claims.sort(key=lambda c: (c.due_at, c.site_id))
     return claims
+
+
+_SETTINGS = (
+    Site.id,
+    Site.next_check_at,
+    Site.url,
+    Site.url_password,
+    Site.timeout_s,
+    Site.accepted_status,
+    Site.keyword,
+    Site.keyword_absent,
+    Site.tamper_enabled,
+    Site.check_interval_s,
+    Site.locations,
+    Site.paused,
+)
+
+
+def _by_lease(leases: dict) -> dict[tuple[bool, datetime], list[int]]:
+    """{(per_location, lease): [site ids]}, ids sorted (rows are updated in id order)."""
+    groups: dict[tuple[bool, datetime], list[int]] = {}
+    for (site_id, per_location), (_, until) in leases.items():
+        groups.setdefault((per_location, until), []).append(site_id)
+    return {key: sorted(ids) for key, ids in groups.items()}
 
 
 def _won_on_sqlite(leases: dict, location: str) -> dict:
@@ -321,11 +339,14 @@ def record_claimed(items: list[tuple[Lease | None, CheckResult]]) -> dict[tuple,
     # Lock the sites, then their locations' rows (in id order, the same for every writer), and keep them
     # referenced: the session's identity map holds objects weakly, and finish() needs them afterwards.
     sites, votes = lock_sites({result.site_id for _, result in items})
-    checks = record_results([result for _, result in items], sites=sites, votes=votes)
+    # Schedule first (finish does not depend on the results): record_results then writes every change
+    # of the sites' rows, states and schedules, in one UPDATE per table.
+    with db.session.no_autoflush:  # no UPDATE per row before record_results' own
+        for lease, _ in items:
+            site = sites.get(lease.site_id) if lease is not None else None
+            if site is not None:
+                finish(site, lease, now, votes.get((lease.site_id, lease.location)))
+        checks = record_results([result for _, result in items], sites=sites, votes=votes)
     recorded = {(check.site_id, check.due_at, check.location): check.late for check in checks}
-    for lease, _ in items:
-        site = sites.get(lease.site_id) if lease is not None else None
-        if site is not None:
-            finish(site, lease, now, votes.get((lease.site_id, lease.location)))
     db.session.commit()
     return recorded

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.orm.attributes import set_committed_value
 
 from services import locations
 from services.alerts import events as alert_events
@@ -33,7 +34,7 @@ from services.models import (
     UsabilityRollup,
     User,
 )
-from services.sites import filter_visible, get_site, invalidate_site
+from services.sites import filter_visible, get_site, invalidate_sites
 
 log = logging.getLogger(__name__)
 UPTIME_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -119,80 +120,178 @@ def record_results(
     if sites is None:
         sites, votes = lock_sites(site_ids)
     votes = votes or {}
-    taken = set(
-        db.session.execute(
-            sa.select(UsabilityCheck.site_id, UsabilityCheck.due_at, UsabilityCheck.location).where(
-                UsabilityCheck.site_id.in_(site_ids),
-                UsabilityCheck.due_at.in_({r.due_at for r in results}),
-            )
-        ).all()
-    )
-    taken_slots = {(site_id, due_at) for site_id, due_at, _ in taken}
-    named = {name for site in sites.values() for name in site.locations or ()}
-    live = locations.live_locations(named) if named else set()
-    maintenance = maintenance_windows.coverage(site_ids)
-    stored, site_counts, location_counts, changes, certificates = [], [], [], [], []
-    for result in sorted(results, key=lambda r: r.checked_at):
-        site = sites.get(result.site_id)
-        if site is None:
-            continue
-        vote = None
-        if site.locations:
-            slot = (result.site_id, result.due_at, result.location)
-            if result.location not in site.locations or slot in taken:
-                continue
-            taken.add(slot)
-            vote = votes.get((site.id, result.location))
-            late = (
-                result.late
-                or vote is None
-                or (vote.last_due_at is not None and result.due_at <= vote.last_due_at)
-            )
-        else:
-            if (result.site_id, result.due_at) in taken_slots:
-                continue
-            late = False
-        taken_slots.add((result.site_id, result.due_at))
-        check = UsabilityCheck(
-            site_id=result.site_id,
-            due_at=result.due_at,
-            location=result.location,
-            late=late,
-            checked_at=result.checked_at,
-            status="up" if result.up else "down",
-            http_status=result.http_status,
-            response_ms=result.response_ms,
-            failure_kind=None if result.up else (result.failure_kind or "other"),
-            reason=(result.reason or "")[:500] or None,
-            tls_expires_at=result.tls_expires_at,
+    # No autoflush: the rows changed here are written together by write_changed, not one by one
+    # whenever a query runs.
+    with db.session.no_autoflush:
+        taken = set(
+            db.session.execute(
+                sa.select(UsabilityCheck.site_id, UsabilityCheck.due_at, UsabilityCheck.location).where(
+                    UsabilityCheck.site_id.in_(site_ids),
+                    UsabilityCheck.due_at.in_({r.due_at for r in results}),
+                )
+            ).all()
         )
-        db.session.add(check)
-        stored.append(check)
-        quiet = maintenance.active(site.id, result.checked_at)
-        if not site.locations:
-            change = _apply_state(site, result, quiet)
-            site_counts.append((check, check.status == "up", quiet))
-        else:
-            location_counts.append((check, quiet))
-            if late:
+        taken_slots = {(site_id, due_at) for site_id, due_at, _ in taken}
+        named = {name for site in sites.values() for name in site.locations or ()}
+        live = locations.live_locations(named) if named else set()
+        maintenance = maintenance_windows.coverage(site_ids)
+        stored, site_counts, location_counts, changes, certificates = [], [], [], [], []
+        for result in sorted(results, key=lambda r: r.checked_at):
+            site = sites.get(result.site_id)
+            if site is None:
                 continue
-            _apply_vote(site, vote, result)
-            change = _decide(site, votes, live, result, quiet)
-            # The site's own uptime follows its decided state: one location's failures never lower it.
-            site_counts.append((check, site.state != "down", quiet))
-        if change is not None:
-            changes.append(change)
-        if result.tls_expires_at is not None:
-            certificates.append((site, result.tls_expires_at, result.checked_at))
+            vote = None
+            if site.locations:
+                slot = (result.site_id, result.due_at, result.location)
+                if result.location not in site.locations or slot in taken:
+                    continue
+                taken.add(slot)
+                vote = votes.get((site.id, result.location))
+                late = (
+                    result.late
+                    or vote is None
+                    or (vote.last_due_at is not None and result.due_at <= vote.last_due_at)
+                )
+            else:
+                if (result.site_id, result.due_at) in taken_slots:
+                    continue
+                late = False
+            taken_slots.add((result.site_id, result.due_at))
+            check = UsabilityCheck(
+                site_id=result.site_id,
+                due_at=result.due_at,
+                location=result.location,
+                late=late,
+                checked_at=result.checked_at,
+                status="up" if result.up else "down",
+                http_status=result.http_status,
+                response_ms=result.response_ms,
+                failure_kind=None if result.up else (result.failure_kind or "other"),
+                reason=(result.reason or "")[:500] or None,
+                tls_expires_at=result.tls_expires_at,
+            )
+            stored.append(check)
+            quiet = maintenance.active(site.id, result.checked_at)
+            if not site.locations:
+                change = _apply_state(site, result, quiet)
+                site_counts.append((check, check.status == "up", quiet))
+            else:
+                location_counts.append((check, quiet))
+                if late:
+                    continue
+                _apply_vote(site, vote, result)
+                change = _decide(site, votes, live, result, quiet)
+                # The site's own uptime follows its decided state: one location's failures never lower it.
+                site_counts.append((check, site.state != "down", quiet))
+            if change is not None:
+                changes.append(change)
+            if result.tls_expires_at is not None:
+                certificates.append((site, result.tls_expires_at, result.checked_at))
+        _insert_checks(stored)
+        # The sites' and location rows' new states in one UPDATE each (the rows are locked), then what is
+        # left for the unit of work: incidents, rarely a change made by the alert hooks below.
+        write_changed(Site, sites.values())
+        write_changed(SiteLocation, votes.values())
     db.session.flush()
     _add_to_rollups(site_counts)
     _add_to_location_rollups(location_counts)
     # State changed -> events: one call per batch, where the up/down decision (and the quorum) is made.
     alert_events.site_states_changed(changes, maintenance)
     alert_events.tls_checked(certificates, maintenance)
-    for site_id in site_ids:
-        invalidate_site(site_id)
+    invalidate_sites(site_ids)
     return stored
+
+
+_CHECK_COLUMNS = (
+    "site_id",
+    "due_at",
+    "location",
+    "late",
+    "checked_at",
+    "status",
+    "http_status",
+    "response_ms",
+    "failure_kind",
+    "reason",
+    "tls_expires_at",
+)
+
+
+def _insert_checks(checks: list[UsabilityCheck]) -> None:
+    """One multi-row INSERT of the checks (an executemany of one cached statement; the ORM would read
+    back each id, which nothing here needs). The objects stay out of the session."""
+    if checks:
+        db.session.execute(
+            sa.insert(UsabilityCheck.__table__),
+            [{name: getattr(check, name) for name in _CHECK_COLUMNS} for check in checks],
+        )
+
+
+def write_changed(model, objects) -> int:
+    """Write the changed columns of `objects` (loaded rows of `model` that the caller has locked) with one
+    `UPDATE ... SET column = CASE <key> WHEN ... END WHERE <key> IN (...)` instead of the unit of work's
+    one UPDATE per row, and mark them saved. A column changed on some of the rows is written on all of
+    them, each with its current value (the locked rows hold exactly what was loaded). `updated_at`
+    (onupdate) is set as a flush would. Returns the rows written."""
+    mapper = sa.inspect(model)
+    table = mapper.local_table
+    keys = [column.key for column in mapper.primary_key]
+    rows, changed = [], set()
+    for obj in objects:
+        state = sa.inspect(obj)
+        if state.session is None or not state.persistent or not state.committed_state:
+            continue
+        names = {
+            name
+            for name, original in state.committed_state.items()
+            if name in table.c and name not in keys and state.dict.get(name) != original
+        }
+        if names:
+            rows.append(obj)
+            changed |= names
+    if not rows:
+        return 0
+    dialect = db.session.get_bind().dialect
+    now = datetime.now(UTC)
+    if "updated_at" in table.c:
+        for obj in rows:
+            obj.updated_at = now
+        changed.add("updated_at")
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    quote = dialect.identifier_preparer.quote
+    processors = {name: table.c[name].type.bind_processor(dialect) for name in (*keys, *changed)}
+
+    def bind(name: str, value):
+        process = processors[name]
+        return process(value) if process else value
+
+    key_of = [tuple(bind(name, getattr(obj, name)) for name in keys) for obj in rows]
+    when = " AND ".join(f"{quote(name)} = {mark}" for name in keys)
+    sets, params = [], []
+    for name in sorted(changed):
+        values = [bind(name, getattr(obj, name)) for obj in rows]
+        if all(value == values[0] for value in values):
+            sets.append(f"{quote(name)} = {mark}")
+            params.append(values[0])
+            continue
+        cases = []
+        for key, value in zip(key_of, values, strict=True):
+            cases.append(f"WHEN {when} THEN {mark}")
+            params.extend((*key, value))
+        sets.append(f"{quote(name)} = CASE {' '.join(cases)} ELSE {quote(name)} END")
+    if len(keys) == 1:
+        where = f"{quote(keys[0])} IN ({', '.join(mark for _ in rows)})"
+    else:  # (a, b) IN ((..), (..)) needs a subquery on SQLite
+        where = " OR ".join(f"({when})" for _ in rows)
+    for key in key_of:
+        params.extend(key)
+    db.session.connection().exec_driver_sql(
+        f"UPDATE {quote(table.name)} SET {', '.join(sets)} WHERE {where}", tuple(params)
+    )
+    for obj in rows:
+        for name in changed:
+            set_committed_value(obj, name, getattr(obj, name))
+    return len(rows)
 
 
 def _apply_state(site: Site, result: CheckResult, in_maintenance: bool) -> alert_events.StateChange | None:
@@ -284,11 +383,21 @@ def _decide(
 
 
 def _close_incident(site_id: int, ended_at: datetime) -> Incident | None:
-    incident = db.session.scalar(
-        sa.select(Incident)
-        .where(Incident.site_id == site_id, Incident.ended_at.is_(None))
-        .order_by(Incident.started_at.desc())
-        .limit(1)
+    # An incident opened earlier in this batch is not flushed yet (no autoflush in record_results).
+    opened = [
+        obj
+        for obj in db.session.new
+        if isinstance(obj, Incident) and obj.site_id == site_id and obj.ended_at is None
+    ]
+    incident = (
+        opened[-1]
+        if opened
+        else db.session.scalar(
+            sa.select(Incident)
+            .where(Incident.site_id == site_id, Incident.ended_at.is_(None))
+            .order_by(Incident.started_at.desc())
+            .limit(1)
+        )
     )
     if incident is not None:
         incident.ended_at = ended_at
@@ -371,10 +480,12 @@ def _add_to_location_rollups(counts: list[tuple[UsabilityCheck, bool]]) -> None:
 
 
 def _upsert_counters(table: sa.Table, rows: list[dict], key: list[str], greatest: tuple = ()) -> None:
-    """One INSERT of `rows` that adds their counters to the rows already there (`greatest`: kept max)."""
+    """One INSERT of `rows` that adds their counters to the rows already there (`greatest`: kept max):
+    an executemany of one statement, compiled once (PyMySQL sends it as one multi-row INSERT), rows in
+    key order."""
     counters = [name for name in rows[0] if name not in key]
     if db.engine.dialect.name == "mysql":
-        stmt = mysql.insert(table).values(rows)
+        stmt = mysql.insert(table)
         new = stmt.inserted
         stmt = stmt.on_duplicate_key_update(
             **{
@@ -385,7 +496,7 @@ def _upsert_counters(table: sa.Table, rows: list[dict], key: list[str], greatest
             }
         )
     else:
-        stmt = sqlite.insert(table).values(rows)
+        stmt = sqlite.insert(table)
         new = stmt.excluded
         stmt = stmt.on_conflict_do_update(
             index_elements=key,
@@ -394,7 +505,7 @@ def _upsert_counters(table: sa.Table, rows: list[dict], key: list[str], greatest
                 for name in counters
             },
         )
-    db.session.execute(stmt)
+    db.session.execute(stmt, sorted(rows, key=lambda row: tuple(row[name] for name in key)))
 
 
 def delete_old_checks(retention_days: int, batch_size: int = 5000) -> int:

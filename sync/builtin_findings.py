@@ -140,6 +140,18 @@ def reconcile_if_changed(site_id: int, findings: list[ParsedFinding]) -> dict | 
     return reconcile_findings(site_id, SCANNER, findings, close_missing=True)
 
 
+def unchanged(site_findings: dict[int, list[ParsedFinding]]) -> set[int]:
+    """The sites of `site_findings` whose findings are the same as at their last sync: nothing to
+    reconcile (one round trip to the cache for all of them)."""
+    ids = sorted(site_findings)
+    remembered = cache.get_json_many([_key(site_id) for site_id in ids])
+    return {
+        site_id
+        for site_id, known in zip(ids, remembered, strict=True)
+        if known is not None and known == fingerprint(site_findings[site_id])
+    }
+
+
 def remember_fingerprint(site_id: int, findings: list[ParsedFinding], refresh_s: int) -> None:
     cache.set_json(_key(site_id), fingerprint(findings), ttl=max(1, refresh_s))
 

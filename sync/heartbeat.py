@@ -39,7 +39,12 @@ def is_fresh(config, worker_id: str | None = None) -> bool:
     try:
         table = WorkerHeartbeat.__table__
         cutoff = datetime.now(UTC) - timedelta(seconds=config.SYNC_HEARTBEAT_TTL_S)
-        query = sa.select(sa.func.count()).select_from(table).where(table.c.beat_at >= cutoff)
+        # A worker that stopped cleanly keeps its row (stopped_at set, services.locations.clear).
+        query = (
+            sa.select(sa.func.count())
+            .select_from(table)
+            .where(table.c.beat_at >= cutoff, table.c.stopped_at.is_(None))
+        )
         if worker_id:
             query = query.where(table.c.worker_id == worker_id)
         else:

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 class Outcome:
     claim: Claim
     result: ProbeResult
+    # The built-in findings of the answer, once evaluated (follow_ups_to_run): not evaluated twice.
+    findings: list | None = None
 
 
 @dataclass
@@ -79,6 +81,27 @@ def needs_follow_up(outcome: Outcome) -> bool:
     return outcome.claim.primary and outcome.result.status_accepted and outcome.result.headers is not None
 
 
+def follow_ups_to_run(outcomes: list[Outcome]) -> list[Outcome]:
+    """The stored outcomes that have follow-up work: a tamper check, or built-in findings that differ
+    from the ones remembered for the site (one cache round trip for the batch). Most checks of a site
+    that answers the same way every time have none, and cost the follow-up threads nothing."""
+    candidates = [o for o in outcomes if needs_follow_up(o)]
+    now = datetime.now(UTC)
+    for outcome in candidates:
+        outcome.findings = builtin_findings.evaluate(outcome.result, now)
+    same = builtin_findings.unchanged(
+        {o.claim.site_id: o.findings for o in candidates if o.findings is not None}
+    )
+    return [
+        o for o in candidates if _wants_tamper(o) or (o.findings is not None and o.claim.site_id not in same)
+    ]
+
+
+def _wants_tamper(outcome: Outcome) -> bool:
+    result = outcome.result
+    return outcome.claim.tamper_enabled and result.status_accepted and result.body is not None
+
+
 def follow_up(outcome: Outcome, findings_refresh_s: int = 3600) -> BatchReport:
     """The tamper check and the built-in findings of one stored result."""
     report = BatchReport()
@@ -111,7 +134,7 @@ def _store_checks(outcomes: list[Outcome]) -> list[Outcome]:
 
 def _tamper(outcome: Outcome, report: BatchReport) -> None:
     result = outcome.result
-    if not (outcome.claim.tamper_enabled and result.status_accepted and result.body is not None):
+    if not _wants_tamper(outcome):
         return
     site_id = outcome.claim.site_id
     try:
@@ -129,7 +152,9 @@ def _tamper(outcome: Outcome, report: BatchReport) -> None:
 
 def _findings(outcome: Outcome, report: BatchReport, refresh_s: int) -> None:
     site_id = outcome.claim.site_id
-    findings = builtin_findings.evaluate(outcome.result, datetime.now(UTC))
+    findings = outcome.findings
+    if findings is None:
+        findings = builtin_findings.evaluate(outcome.result, datetime.now(UTC))
     if findings is None:
         return
     try:

@@ -2,7 +2,9 @@
 inbox, applies retention, publishes a heartbeat, and stops cleanly on SIGTERM.
 
 Threads, each with its own app context (so its own database session):
-- main: claims due checks (as many as there are free probe slots), heartbeat, progress log;
+- main: claims due checks, and those due within 2 poll intervals (as many as there are free probe slots,
+  plus room for 2 x SYNC_CONCURRENCY waiting), heartbeat, progress log;
+- dispatch: starts each claimed check at its due time, as probe slots free up;
 - probe-N (SYNC_CONCURRENCY of them): network only, never the database;
 - writer-N (2): store finished probes in batches (sync/results.py);
 - follow-up-N (4): tamper checks and built-in findings of the stored answers;
@@ -19,6 +21,8 @@ stops at its next batch and goes back to the queue), give back the claims of pro
 did not finish (they are due again at once for the other workers), remove the heartbeat, exit 0.
 """
 
+import heapq
+import itertools
 import logging
 import queue
 import signal
@@ -26,7 +30,7 @@ import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flask import Flask
 
@@ -37,7 +41,7 @@ from sync.imports import ImportQueue
 from sync.inbox import Inbox
 from sync.notify import Notifier
 from sync.probe import Prober, ProbeResult, make_ssl_context, target_of
-from sync.results import BatchReport, Outcome, follow_up, needs_follow_up, store
+from sync.results import BatchReport, Outcome, follow_up, follow_ups_to_run, store
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 60
@@ -45,6 +49,13 @@ PROGRESS_EVERY_S = 60
 # several overlap their database round trips.
 WRITER_THREADS = 2
 FOLLOWUP_THREADS = 4  # tamper diffs and built-in findings, off the writers' path
+# A writer thread that finds fewer results than a batch waits this long for more: fewer, fuller batches
+# (statements and commits per check) at the cost of recording (not checking) a little later.
+BATCH_WAIT_S = 0.2
+# Claims waiting for their due time (or a free probe slot), at most this many times SYNC_CONCURRENCY.
+AHEAD_SLOTS = 2
+# Checks claimed later than this after their due time: the worker is behind, follow-ups wait.
+LATE_S = 2.0
 
 
 class Worker:
@@ -88,31 +99,107 @@ class Worker:
         self._results: queue.Queue[Outcome] = queue.Queue()
         self._followups: queue.Queue[Outcome] = queue.Queue(maxsize=max(100, 2 * self.batch_size))
         self._followups_dropped = 0
+        # Set while the checks being claimed are late: follow-ups wait (checks come first).
+        self._checks_late = threading.Event()
+        self._claim_times: list[float] = []  # seconds per claim batch, for the progress log
         self._executor: ThreadPoolExecutor | None = None
+        # Claimed ahead of their due time, not started yet: a heap of (due_at, n, claim), the dispatch
+        # thread's (SYNC_POLL_INTERVAL_S x 2 ahead, so a slow claim query never makes checks late).
+        self._ahead: list[tuple[datetime, int, scheduler.Claim]] = []
+        self._sequence = itertools.count()
+        self._dispatch = threading.Condition(self._lock)
+        self.ahead_s = max(1.0, 2 * self.poll_s)
         self.totals = BatchReport()
         self._progress = BatchReport()
         self.started_at = datetime.now(UTC)
 
     # --- one step of each job (also what the tests drive) ------------------------------------------
 
-    def claim_and_start(self) -> tuple[int, int]:
-        """Claim as many due checks as there are free probe slots and start probing them.
-        Returns (claimed, limit): claimed == limit means more may be due."""
+    def claim_and_start(self, ahead_s: float = 0.0) -> tuple[int, int]:
+        """Claim as many due checks as there are free probe slots and start probing them; with `ahead_s`
+        (the running worker), also the checks due within that many seconds, up to AHEAD_SLOTS x
+        concurrency more, which the dispatch thread starts at their due time. Returns (claimed, limit): claimed == limit
+        means more may be due."""
         with self._lock:
-            # Free probe slots, and no more than the writer can absorb: when the database is slow,
-            # claims wait (lateness shows it) instead of results piling up past their leases.
-            limit = min(self.concurrency - len(self._probing), self.max_unwritten - len(self._unwritten))
+            # Free probe slots (and room ahead), and no more than the writer can absorb: when the
+            # database is slow, claims wait (lateness shows it) instead of results piling up past their
+            # leases.
+            room = self.concurrency - len(self._probing)
+            if ahead_s > 0:
+                room += AHEAD_SLOTS * self.concurrency - len(self._ahead)
+            limit = min(room, self.max_unwritten - len(self._unwritten))
         if limit <= 0 or self.stopping.is_set():
             return 0, limit
-        claims = scheduler.claim_due(limit, self.lease_margin_s, self.location)
+        began = time.monotonic()
+        claims = scheduler.claim_due(limit, self.lease_margin_s, self.location, ahead_s=ahead_s)
+        with self._lock:
+            self._claim_times.append(time.monotonic() - began)
+            for claim in claims:
+                self._unwritten[claim.key] = claim
+                if ahead_s > 0:
+                    heapq.heappush(self._ahead, (claim.due_at, next(self._sequence), claim))
+                else:
+                    self._start(claim)
+            if ahead_s > 0:
+                self._dispatch.notify()
+            else:
+                self._note_lateness(claims[0] if claims else None)
+        return len(claims), limit
+
+    def _start(self, claim: scheduler.Claim) -> None:
+        """Hand a claim to a probe thread (under self._lock)."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="probe")
-        for claim in claims:
+        self._probing.add(claim.key)
+        self._executor.submit(self._probe, claim)
+
+    def _note_lateness(self, oldest: scheduler.Claim | None) -> None:
+        """Follow-ups wait while checks start more than LATE_S after their due time."""
+        if oldest is not None and (datetime.now(UTC) - oldest.due_at).total_seconds() > LATE_S:
+            self._checks_late.set()
+        else:
+            self._checks_late.clear()
+
+    def _dispatch_loop(self) -> None:
+        """Start each claimed-ahead check at its due time, as probe slots allow. When stopping, give the
+        ones not started back at once (due again for the other replicas)."""
+        with self.app.app_context():
             with self._lock:
-                self._probing.add(claim.key)
-                self._unwritten[claim.key] = claim
-            self._executor.submit(self._probe, claim)
-        return len(claims), limit
+                while not self.stopping.is_set():
+                    now = datetime.now(UTC)
+                    started = None
+                    while self._ahead and self._ahead[0][0] <= now and len(self._probing) < self.concurrency:
+                        claim = heapq.heappop(self._ahead)[2]
+                        if now + timedelta(seconds=claim.timeout_s) >= claim.claimed_until:
+                            # Waited so long for a slot that its lease would run out during the probe:
+                            # leave it to expire (claimed again, by any replica, for the same slot).
+                            self._unwritten.pop(claim.key, None)
+                            continue
+                        started = claim
+                        self._start(claim)
+                    if started is not None:
+                        self._note_lateness(started)
+                    if self._ahead and self._ahead[0][0] <= now:
+                        wait = 0.01  # every slot busy: one frees up when a probe ends
+                    elif self._ahead:
+                        wait = min(0.5, (self._ahead[0][0] - now).total_seconds())
+                    else:
+                        wait = 0.5
+                    self._dispatch.wait(wait)
+                unstarted = [claim for _, _, claim in self._ahead]
+                self._ahead.clear()
+                for claim in unstarted:
+                    self._unwritten.pop(claim.key, None)
+            if unstarted:
+                try:
+                    scheduler.release(unstarted)
+                except Exception as exc:
+                    log.error(
+                        "could not give back %d claims (they expire by themselves): %s", len(unstarted), exc
+                    )
+                    db.session.rollback()
+                finally:
+                    db.session.remove()
 
     def _probe(self, claim: scheduler.Claim) -> None:
         try:
@@ -131,6 +218,8 @@ class Worker:
         batch: list[Outcome] = []
         try:
             batch.append(self._results.get(timeout=block_s) if block_s > 0 else self._results.get_nowait())
+            if not inline and self._results.qsize() < self.batch_size - 1:
+                self.stopping.wait(BATCH_WAIT_S)
             while len(batch) < self.batch_size:
                 batch.append(self._results.get_nowait())
         except queue.Empty:
@@ -154,9 +243,7 @@ class Worker:
                     self._unwritten.pop(outcome.claim.key, None)
         stored, report.outcomes = report.outcomes, []
         self._count(report)
-        for outcome in stored:
-            if not needs_follow_up(outcome):
-                continue
+        for outcome in follow_ups_to_run(stored):
             if inline:
                 done = follow_up(outcome, self.findings_refresh_s)
                 self._count(done)
@@ -236,16 +323,20 @@ class Worker:
             self.batch_size,
             self.inbox.root,
         )
-        helpers = [
-            threading.Thread(target=self._writer_loop, name=f"writer-{n}", daemon=True)
-            # SQLite has one writer anyway: a second thread would only wait for its lock.
-            for n in range(
-                1 if self.app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite") else WRITER_THREADS
-            )
-        ] + [
-            threading.Thread(target=self._followup_loop, name=f"follow-up-{n}", daemon=True)
-            for n in range(FOLLOWUP_THREADS)
-        ]
+        helpers = (
+            [
+                threading.Thread(target=self._writer_loop, name=f"writer-{n}", daemon=True)
+                # SQLite has one writer anyway: a second thread would only wait for its lock.
+                for n in range(
+                    1 if self.app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite") else WRITER_THREADS
+                )
+            ]
+            + [
+                threading.Thread(target=self._followup_loop, name=f"follow-up-{n}", daemon=True)
+                for n in range(FOLLOWUP_THREADS)
+            ]
+            + [threading.Thread(target=self._dispatch_loop, name="dispatch", daemon=True)]
+        )
         threads = [
             threading.Thread(
                 target=self._periodic,
@@ -289,7 +380,7 @@ class Worker:
                 self._log_progress()
                 next_progress = now + PROGRESS_EVERY_S
             try:
-                claimed, limit = self.claim_and_start()
+                claimed, limit = self.claim_and_start(self.ahead_s)
             except Exception as exc:
                 log.error("claiming due checks failed: %s", str(exc).splitlines()[0][:300])
                 db.session.rollback()
@@ -325,6 +416,14 @@ class Worker:
                     if self.stopping.is_set() and self._nothing_left_to_follow_up():
                         return
                     continue
+                # Checks come first: while they are claimed late or more than a batch of results waits
+                # for the writers, follow-ups wait (their queue fills up, and the writers skip the
+                # surplus, done on a later check). A burst of first findings reconciliations (many new
+                # sites at once) then does not make checks late.
+                while (
+                    self._checks_late.is_set() or self._results.qsize() >= self.batch_size
+                ) and not self.stopping.wait(0.05):
+                    pass
                 try:
                     self._count(follow_up(outcome, self.findings_refresh_s))
                 except Exception:
@@ -390,6 +489,7 @@ class Worker:
             progress, self._progress = self._progress, BatchReport()
             in_flight = len(self._unwritten)
             dropped, self._followups_dropped = self._followups_dropped, 0
+            claim_times, self._claim_times = sorted(self._claim_times), []
         if dropped:
             log.warning(
                 "follow-ups behind: skipped %d tamper/findings follow-ups (done on the next checks)", dropped
@@ -401,13 +501,21 @@ class Worker:
             if late
             else "no checks"
         )
+        claiming = (
+            f"{len(claim_times)} claim batches, p50 {1000 * statistics.median(claim_times):.0f} ms, "
+            f"max {1000 * claim_times[-1]:.0f} ms"
+            if claim_times
+            else "no claim batches"
+        )
         log.info(
-            "progress: %d checks stored, %d skipped, %d failed, tamper %s, findings reconciled %d; %s; in flight %d",
+            "progress: %d checks stored, %d skipped, %d failed, tamper %s, findings reconciled %d; %s; %s; "
+            "in flight %d",
             progress.stored,
             progress.skipped,
             progress.failed,
             progress.tamper or "-",
             progress.findings_reconciled,
             lateness,
+            claiming,
             in_flight,
         )

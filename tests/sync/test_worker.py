@@ -3,8 +3,10 @@
 import queue
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 from services.extensions import db
+from services.models import Site
 from sync import worker as worker_module
 
 
@@ -30,14 +32,14 @@ def test_follow_ups_of_the_last_batch_are_done_before_a_stopping_worker_exits(
 
     between = threading.Event()
     go_on = threading.Event()
-    real_needs_follow_up = worker_module.needs_follow_up
+    real_follow_ups_to_run = worker_module.follow_ups_to_run
 
-    def needs_follow_up(outcome):
+    def follow_ups_to_run(outcomes):
         between.set()  # stored, out of the in-flight set, follow-up not queued yet
         go_on.wait(120)
-        return real_needs_follow_up(outcome)
+        return real_follow_ups_to_run(outcomes)
 
-    monkeypatch.setattr(worker_module, "needs_follow_up", needs_follow_up)
+    monkeypatch.setattr(worker_module, "follow_ups_to_run", follow_ups_to_run)
     empty_polls = []
     real_get = worker._followups.get
 
@@ -72,3 +74,41 @@ def test_follow_ups_of_the_last_batch_are_done_before_a_stopping_worker_exits(
     assert worker.totals.findings_reconciled == 1
     found = operator.get(f"/bugs?site_id={site_id}&scanner=cloudeye").get_json()
     assert found["total"] > 0
+
+
+def _site_due_in(owner, url: str, seconds: float):
+    from tests.factories import create_site
+
+    return create_site(owner, url=url, next_check_at=datetime.now(UTC) + timedelta(seconds=seconds))
+
+
+def test_a_check_claimed_ahead_starts_at_its_due_time(app, operator, worker, web):
+    site = _site_due_in(operator.user, web.set("/"), 1.0)
+    due_at = site.next_check_at
+    assert worker.claim_and_start(ahead_s=3)[0] == 1
+    dispatcher = threading.Thread(target=worker._dispatch_loop, daemon=True)
+    dispatcher.start()
+    try:
+        assert web.hits["/"] == 0 and worker.in_flight() == 1  # claimed, waiting for its time
+        wait_for(lambda: worker._results.qsize() == 1, what="the probe at its due time")
+        outcome = worker._results.get_nowait()
+        assert outcome.result.started_at >= due_at and outcome.result.up
+    finally:
+        worker.stop()
+        dispatcher.join(10)
+
+
+def test_a_stopping_worker_gives_back_at_once_the_checks_it_claimed_ahead(app, operator, worker):
+    site = _site_due_in(operator.user, "http://127.0.0.1:9/", 20)
+    due_at = site.next_check_at
+    assert worker.claim_and_start(ahead_s=30)[0] == 1
+    db.session.expire_all()
+    assert db.session.get(Site, site.id).claimed_until is not None
+    dispatcher = threading.Thread(target=worker._dispatch_loop, daemon=True)
+    dispatcher.start()
+    worker.stop()
+    dispatcher.join(10)
+    assert not dispatcher.is_alive() and worker.in_flight() == 0
+    db.session.expire_all()
+    row = db.session.get(Site, site.id)
+    assert row.claimed_until is None and row.next_check_at == due_at  # the same slot, for anyone
