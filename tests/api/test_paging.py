@@ -1,8 +1,11 @@
 """The paging envelope: exact totals on every page, without a COUNT where the page already tells."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 import sqlalchemy as sa
 
+from services import paging
 from tests.factories import create_site
 
 
@@ -40,3 +43,64 @@ def test_a_short_page_needs_no_count_query(sites_25, app):
     finally:
         sa.event.remove(db.engine, "before_cursor_execute", record)
     assert short == [] and len(full) == 1
+
+
+def test_totals_below_the_bound_are_exact(sites_25):
+    body = sites_25.get("/sites?per_page=10&page=1").get_json()
+    assert body["total_is_estimate"] is False
+
+
+@pytest.fixture
+def checks_1050(operator):
+    """A site with 1,050 checks: more than paging.COUNT_EXACT_UP_TO (written in one INSERT)."""
+    from services.extensions import db
+    from services.models import UsabilityCheck
+
+    site = create_site(operator.user)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    db.session.execute(
+        sa.insert(UsabilityCheck),
+        [
+            {
+                "site_id": site.id,
+                "due_at": start + timedelta(minutes=n),
+                "checked_at": start + timedelta(minutes=n),
+                "status": "up",
+                "http_status": 200,
+                "response_ms": 10.0,
+            }
+            for n in range(1050)
+        ],
+    )
+    db.session.commit()
+    return operator, site
+
+
+@pytest.mark.parametrize(
+    ("page", "per_page", "count", "total", "estimate"),
+    [
+        (1, 20, 20, 1000, True),  # counted up to the bound: more than 1,000
+        (50, 20, 20, 1000, True),  # the page ends at the bound, and more follow
+        (51, 20, 20, 1020, True),  # past the bound: counted up to the end of the page
+        (53, 20, 10, 1050, False),  # the last page: offset + items
+        (11, 100, 50, 1050, False),
+        (12, 100, 0, 1050, False),  # past the end: counted (the bound is the end of the page)
+    ],
+)
+def test_big_lists_count_up_to_a_bound_and_say_so(checks_1050, page, per_page, count, total, estimate):
+    caller, site = checks_1050
+    assert paging.COUNT_EXACT_UP_TO == 1000
+    body = caller.get(f"/usability/checks?site_id={site.id}&page={page}&per_page={per_page}").get_json()
+    assert (len(body["items"]), body["total"], body["total_is_estimate"]) == (count, total, estimate)
+
+
+def test_the_bound_moves_with_the_setting(sites_25, monkeypatch):
+    monkeypatch.setattr(paging, "COUNT_EXACT_UP_TO", 12)
+    first = sites_25.get("/sites?per_page=5&page=1").get_json()
+    assert (first["total"], first["total_is_estimate"]) == (12, True)
+    # A page that ends beyond the bound counts up to its own end.
+    fourth = sites_25.get("/sites?per_page=5&page=4").get_json()
+    assert (fourth["total"], fourth["total_is_estimate"], len(fourth["items"])) == (20, True, 5)
+    # The last page needs no count: exact.
+    fifth = sites_25.get("/sites?per_page=5&page=5").get_json()
+    assert (fifth["total"], fifth["total_is_estimate"], len(fifth["items"])) == (25, False, 5)

@@ -875,3 +875,18 @@ def test_public_pages_are_gzipped_once_for_clients_that_accept_it(client, seeded
     twin = client.get("/api/cloudeye/v1/public/status/owned", headers={"Accept-Encoding": "gzip"})
     assert twin.headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(twin.get_data()) == client.get("/api/cloudeye/v1/public/status/owned").get_data()
+
+
+def test_the_console_pager_says_more_than(console_as, monkeypatch):
+    """The console shows a bounded total as "N+" pages and keeps the link to the next page."""
+    from console.views import pages
+    from services import paging
+
+    user = create_user("operator")
+    for number in range(25):
+        create_site(user, name=f"site-{number:02d}")
+    monkeypatch.setattr(paging, "COUNT_EXACT_UP_TO", 10)
+    monkeypatch.setattr(pages, "PER_PAGE", 5)
+    html = console_as(user).get("/").get_data(as_text=True)
+    assert 'data-test="pager-estimate"' in html and "page 1 of 2+" in html and "more than 10 match" in html
+    assert "page=2" in html
