@@ -68,10 +68,10 @@ def _run_grams(run: str) -> set[int]:
 
 
 def text_grams(text: str) -> set[int]:
-    """The trigrams a text is listed under: those of its lower-cased form if it is printable ASCII,
-    else only the bucket (under a case-insensitive, accent-insensitive collation `é` matches `e`, and
-    ignorable characters match nothing: byte trigrams would miss such matches)."""
-    return _run_grams(text) if _plain(text) else {BUCKET}
+    """The trigrams a text is listed under: those of its lower-cased form if it is printable ASCII of at
+    least 3 characters, else only the bucket (under a case-insensitive, accent-insensitive collation `é`
+    matches `e`, and ignorable characters match nothing: byte trigrams would miss such matches)."""
+    return _run_grams(text) if _plain(text) and len(text) >= 3 else {BUCKET}
 
 
 def query_grams(q: str) -> set[int]:
@@ -103,17 +103,31 @@ def finding_ids(q: str, site_ids: list[int] | None) -> list[int] | None:
     if site_ids == []:
         return []
     grams = query_grams(q)
-    if not grams:
+    if grams:
+        counts = dict(
+            db.session.execute(
+                sa.select(SearchGramCount.gram, SearchGramCount.texts).where(
+                    SearchGramCount.gram.in_([*grams, BUCKET])
+                )
+            ).all()
+        )
+        rarest = sorted(grams, key=lambda gram: (counts.get(gram, 0), gram))[:GRAMS_USED]
+        if counts.get(rarest[0], 0) > TEXTS_MAX:
+            return None
+        listed = _texts_with_all(rarest)
+    elif _plain(q) and len(q) < 3:
+        # One or two characters: the texts of every trigram that contains them (a plain text of 3 or
+        # more characters that contains q has one), when those are few.
+        counts = _grams_containing(q.lower())
+        if sum(counts.values()) > TEXTS_MAX:
+            return None
+        listed = sa.select(SearchGram.text_id).where(SearchGram.gram.in_(list(counts)))
+        counts[BUCKET] = db.session.scalar(
+            sa.select(SearchGramCount.texts).where(SearchGramCount.gram == BUCKET)
+        )
+    else:
         return None
-    counts = dict(
-        db.session.execute(
-            sa.select(SearchGramCount.gram, SearchGramCount.texts).where(
-                SearchGramCount.gram.in_([*grams, BUCKET])
-            )
-        ).all()
-    )
-    rarest = sorted(grams, key=lambda gram: (counts.get(gram, 0), gram))[:GRAMS_USED]
-    if counts.get(rarest[0], 0) > TEXTS_MAX or counts.get(BUCKET, 0) > TEXTS_MAX:
+    if (counts.get(BUCKET) or 0) > TEXTS_MAX:
         return None
     indexed_to, holes = _watermark()
     newest = db.session.scalar(sa.select(sa.func.max(Finding.id))) or 0
@@ -121,13 +135,7 @@ def finding_ids(q: str, site_ids: list[int] | None) -> list[int] | None:
         return None
     pattern = f"%{escape_like(q)}%"
 
-    # Texts under the rarest gram that also have the next rarest ones, plus the bucket; checked with LIKE.
-    listed = sa.select(SearchGram.text_id).where(SearchGram.gram == rarest[0])
-    for gram in rarest[1:]:
-        other = sa.orm.aliased(SearchGram)
-        listed = listed.where(
-            sa.exists().where(other.gram == gram, other.text_id == SearchGram.text_id).correlate(SearchGram)
-        )
+    # The listed texts and the bucket, checked with LIKE.
     bucket = sa.select(SearchGram.text_id).where(SearchGram.gram == BUCKET)
     texts = []
     for source in (listed, bucket):
@@ -141,7 +149,8 @@ def finding_ids(q: str, site_ids: list[int] | None) -> list[int] | None:
         refs = sa.select(SearchRef.finding_id).where(SearchRef.text_id.in_(texts[start : start + 1000]))
         if site_ids is not None:
             refs = refs.where(SearchRef.site_id.in_(site_ids))
-        ids.update(db.session.scalars(refs.limit(CANDIDATES_MAX + 1 - len(ids))).all())
+        # Distinct, and the full bound in every chunk: a cut answer is always one too many, never short.
+        ids.update(db.session.scalars(refs.distinct().limit(CANDIDATES_MAX + 1)).all())
         if len(ids) > CANDIDATES_MAX:
             return None
 
@@ -156,6 +165,38 @@ def finding_ids(q: str, site_ids: list[int] | None) -> list[int] | None:
     if len(ids) > CANDIDATES_MAX:
         return None
     return sorted(ids)
+
+
+def _texts_with_all(grams: list[int]) -> sa.Select:
+    """Texts under the first gram that are also under the others (primary-key lookups)."""
+    from services.models import SearchGram
+
+    listed = sa.select(SearchGram.text_id).where(SearchGram.gram == grams[0])
+    for gram in grams[1:]:
+        other = sa.orm.aliased(SearchGram)
+        listed = listed.where(
+            sa.exists().where(other.gram == gram, other.text_id == SearchGram.text_id).correlate(SearchGram)
+        )
+    return listed
+
+
+def _grams_containing(chars: str) -> dict[int, int]:
+    """{gram: texts} of the trigrams that contain `chars` (1 or 2 lower-cased characters)."""
+    from services.models import SearchGramCount
+
+    gram = SearchGramCount.gram
+    codes = [ord(char) for char in chars]
+    if len(codes) == 2:
+        pair = (codes[0] << 8) | codes[1]
+        where = sa.or_(gram.between(pair << 8, (pair << 8) | 0xFF), gram.op("&")(0xFFFF) == pair)
+    else:
+        code = codes[0]
+        where = sa.or_(
+            gram.between(code << 16, (code << 16) | 0xFFFF),
+            gram.op("&")(0xFF00) == code << 8,
+            gram.op("&")(0xFF) == code,
+        )
+    return dict(db.session.execute(sa.select(gram, SearchGramCount.texts).where(where, gram != BUCKET)).all())
 
 
 def _watermark() -> tuple[int, list[tuple[int, int]]]:

@@ -269,6 +269,15 @@ def test_the_api_answers_the_same(world, client):
         assert sorted(item["id"] for item in body.get_json()["items"]) == like_ids(operator, q)
 
 
+def test_short_queries_use_the_trigrams_that_contain_them(world):
+    admin, operator, _ = world
+    search.index_pending()
+    for q in ("zq", "xs", "Q", "~", "a", "%", "ß"):
+        assert_same_as_like([admin, operator], [q])
+    assert search.finding_ids("xs", None) is not None  # the index path: "xss" contains "xs"
+    assert search.finding_ids("zq", None) == []  # no trigram has it, no bucket text contains it
+
+
 def test_query_grams():
     assert search.query_grams("ab") == set()
     assert search.query_grams("abc") == {search.text_grams("abc").pop()}
@@ -276,3 +285,4 @@ def test_query_grams():
     assert search.query_grams("café") == search.text_grams("caf")
     assert search.text_grams("café") == {search.BUCKET}
     assert search.text_grams("a\tbcd") == {search.BUCKET}
+    assert search.text_grams("ab") == {search.BUCKET}  # too short for a trigram: checked by every search
