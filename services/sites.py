@@ -365,7 +365,7 @@ def filter_visible(query: sa.Select, site_id_column, user: User, site_id: int | 
 
 
 def list_sites(user: User, q: str | None = None, state: str | None = None):
-    query = sa.select(Site).where(Site.id.in_(visible_site_ids(user)))
+    query = only_visible_sites(sa.select(Site), Site.id, user)
     if q:
         query = query.where(contains_text((Site.name, Site.url), q))
     if state:
