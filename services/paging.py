@@ -32,6 +32,9 @@ def paginate(query: sa.Select, args: dict, count_query: sa.Select | None = None)
         return envelope(items, offset + len(items), page, per_page)
     bound = max(COUNT_EXACT_UP_TO, offset + per_page)
     counted = count_query if count_query is not None else query.order_by(None)
+    # Only a constant per row: the database may count off an index without reading the rows (with the
+    # entity's columns the cut subquery was materialised row by row: 14 ms against 1 for 1,001 ids).
+    counted = counted.with_only_columns(sa.literal_column("1"), maintain_column_froms=True)
     total = db.session.scalar(sa.select(sa.func.count()).select_from(counted.limit(bound + 1).subquery()))
     if total > bound:
         return envelope(items, bound, page, per_page, estimate=True)
