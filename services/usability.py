@@ -33,7 +33,7 @@ from services.models import (
     UsabilityRollup,
     User,
 )
-from services.sites import filter_visible, get_site, invalidate_site
+from services.sites import filter_visible, get_site, invalidate_site, visible_ids
 
 log = logging.getLogger(__name__)
 UPTIME_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -454,6 +454,14 @@ def list_checks(
     if until:
         query = query.where(UsabilityCheck.checked_at < until)
     return query.order_by(UsabilityCheck.checked_at.desc(), UsabilityCheck.id.desc())
+
+
+def checks_by_site(user: User, site_id=None) -> tuple | None:
+    """paginate's `per_site` for list_checks: an operator's sites, each read off (site_id, checked_at)."""
+    if site_id is not None:
+        return None
+    ids = visible_ids(user)
+    return None if ids is None else (UsabilityCheck.site_id, ids)
 
 
 def list_incidents(user: User, site_id=None, open_only: bool | None = None) -> sa.Select:

@@ -1,4 +1,4 @@
-"""The paging envelope: exact totals on every page, without a COUNT where the page already tells."""
+"""The paging envelope: exact totals up to a bound, a flagged bound above it, one bounded count a page."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -25,7 +25,8 @@ def test_every_page_reports_the_exact_total(sites_25, page, count, total):
     assert (len(body["items"]), body["total"], body["page"], body["per_page"]) == (count, total, page, 10)
 
 
-def test_a_short_page_needs_no_count_query(sites_25, app):
+def test_one_bounded_count_per_page(sites_25, app):
+    """Every page is counted once, with the count cut at the bound (never a COUNT of the whole table)."""
     from services.extensions import db
 
     statements = []
@@ -36,13 +37,26 @@ def test_a_short_page_needs_no_count_query(sites_25, app):
     sa.event.listen(db.engine, "before_cursor_execute", record)
     try:
         assert sites_25.get("/sites?per_page=10&page=3").get_json()["total"] == 25
-        short = [s for s in statements if "count(" in s.lower()]
-        statements.clear()
-        assert sites_25.get("/sites?per_page=10&page=2").get_json()["total"] == 25
-        full = [s for s in statements if "count(" in s.lower()]
     finally:
         sa.event.remove(db.engine, "before_cursor_execute", record)
-    assert short == [] and len(full) == 1
+    counts = [s for s in statements if "count(" in s.lower()]
+    assert len(counts) == 1 and "LIMIT" in counts[0].upper()
+
+
+def test_a_small_result_is_sorted_from_its_own_rows(checks_1050):
+    """Few matches (an exact count): the page is read among their ids, in the list's order."""
+    caller, site = checks_1050
+    body = caller.get(f"/usability/checks?site_id={site.id}&page=53&per_page=20").get_json()
+    times = [item["checked_at"] for item in body["items"]]
+    assert times == sorted(times, reverse=True) and len(times) == 10
+    everything = [
+        item["checked_at"]
+        for page in range(1, 12)
+        for item in caller.get(f"/usability/checks?site_id={site.id}&page={page}&per_page=100").get_json()[
+            "items"
+        ]
+    ]
+    assert len(everything) == len(set(everything)) == 1050 and everything == sorted(everything, reverse=True)
 
 
 def test_totals_below_the_bound_are_exact(sites_25):
@@ -104,3 +118,34 @@ def test_the_bound_moves_with_the_setting(sites_25, monkeypatch):
     # The last page needs no count: exact.
     fifth = sites_25.get("/sites?per_page=5&page=5").get_json()
     assert (fifth["total"], fifth["total_is_estimate"], len(fifth["items"])) == (25, False, 5)
+
+
+def test_an_operators_big_list_read_site_by_site_is_the_same_list(operator, other_operator, monkeypatch):
+    """Over the bound, an operator's checks of several sites are each site's first rows, merged: the
+    pages are exactly those of the one ordered query."""
+    from services.extensions import db
+    from services.models import UsabilityCheck
+    from services.usability import list_checks
+
+    mine = [create_site(operator.user) for _ in range(3)]
+    theirs = create_site(other_operator.user)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = []
+    for n in range(120):
+        site = (mine + [theirs])[n % 4 if n % 7 else 0]
+        moment = start + timedelta(minutes=(n * 37) % 500)  # interleaved, with equal times
+        rows.append({"site_id": site.id, "due_at": start + timedelta(minutes=n), "checked_at": moment,
+                     "status": "up" if n % 5 else "down", "http_status": 200, "response_ms": 1.0})  # fmt: skip
+    db.session.execute(sa.insert(UsabilityCheck), rows)
+    db.session.commit()
+    monkeypatch.setattr(paging, "COUNT_EXACT_UP_TO", 10)
+    for query in ("", "&status=up"):
+        expected = [
+            c.id for c in db.session.scalars(list_checks(operator.user, status="up" if query else None))
+        ]
+        got = []
+        for page in range(1, 20):
+            body = operator.get(f"/usability/checks?per_page=7&page={page}{query}").get_json()
+            got += [item["id"] for item in body["items"]]
+        assert got == expected and len(expected) > 40
+        assert body["total_is_estimate"] is False  # counted to the end of the last page
