@@ -149,3 +149,33 @@ def test_an_operators_big_list_read_site_by_site_is_the_same_list(operator, othe
             got += [item["id"] for item in body["items"]]
         assert got == expected and len(expected) > 40
         assert body["total_is_estimate"] is False  # counted to the end of the last page
+
+
+@pytest.mark.parametrize("sort", ["last_seen_at", "-first_seen_at"])
+def test_an_operators_big_finding_list_read_site_by_site_is_the_same_list(operator, monkeypatch, sort):
+    from services.extensions import db
+    from services.findings import list_findings
+    from services.models import Finding
+
+    sites = [create_site(operator.user) for _ in range(3)]
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    db.session.execute(
+        sa.insert(Finding),
+        [
+            {"site_id": sites[n % 3].id, "scanner": "s", "dedup_key": f"k{n}", "rule_id": "r", "title": "t",
+             "severity": "high", "severity_rank": 3, "status": "open", "location": "",
+             "first_seen_at": start + timedelta(hours=(n * 13) % 40),
+             "last_seen_at": start + timedelta(hours=(n * 7) % 30)}
+            for n in range(60)
+        ],
+    )  # fmt: skip
+    db.session.commit()
+    monkeypatch.setattr(paging, "COUNT_EXACT_UP_TO", 10)
+    expected = [f.id for f in db.session.scalars(list_findings(operator.user, sort=sort))]
+    got = []
+    for page in range(1, 10):
+        got += [
+            item["id"]
+            for item in operator.get(f"/bugs?per_page=8&page={page}&sort={sort}").get_json()["items"]
+        ]
+    assert got == expected and len(got) == 60
