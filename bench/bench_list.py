@@ -648,7 +648,10 @@ def explain_queries(args, sample: dict) -> tuple[list[dict], dict[int, str]]:
                 (
                     "count",
                     sa.select(sa.func.count()).select_from(
-                        query.order_by(None).limit(COUNT_EXACT_UP_TO + 1).subquery()
+                        query.order_by(None)
+                        .with_only_columns(sa.literal_column("1"), maintain_column_froms=True)
+                        .limit(COUNT_EXACT_UP_TO + 1)
+                        .subquery()
                     ),
                 ),
             ):
