@@ -80,6 +80,7 @@ def parse_args():
     parser.add_argument("--searches", type=int, default=20, help="sequential requests per search query")
     parser.add_argument("--only", default="", help="measure only requests whose label contains this")
     parser.add_argument("--no-nginx", action="store_true")
+    parser.add_argument("--no-index", action="store_true", help="with --reuse: do not build the search index")
     args = parser.parse_args()
     args.users = 1 + -(-args.sites // args.per_operator)
     return args
@@ -936,7 +937,8 @@ def main():
         subprocess.run(
             [sys.executable, "-m", "flask", "db", "upgrade"], cwd=ROOT, env=app_env(args), check=True
         )
-        build_search_index(args)
+        if not args.no_index:
+            build_search_index(args)
     for name, rows, mb in table_sizes(args):
         print(f"  {name:20} {rows:>12,} rows {mb:>7} MB")
     tokens = issue_tokens(args)

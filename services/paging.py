@@ -15,6 +15,9 @@ the sort index read in order finds a page quickly.
 """
 
 import sqlalchemy as sa
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BinaryExpression
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from services.extensions import db
 
@@ -50,7 +53,7 @@ def paginate(
         if per_site is not None and key is not None and len(per_site[1]) <= PER_SITE_MAX_SITES:
             column, site_ids = per_site
             firsts = [
-                query.where(column == site_id).with_only_columns(key).limit(offset + per_page).subquery()
+                _one_site(query, column, site_id).with_only_columns(key).limit(offset + per_page).subquery()
                 for site_id in site_ids
             ]
             ids = db.session.scalars(sa.union_all(*(sa.select(first.c[0]) for first in firsts))).all()
@@ -65,6 +68,26 @@ def paginate(
     ids = db.session.scalars(query.order_by(None).with_only_columns(key).limit(bound + 1)).all()
     items = db.session.scalars(query.where(key.in_(ids)).limit(per_page).offset(offset)).all()
     return envelope(items, total, page, per_page)
+
+
+def _one_site(query: sa.Select, column, site_id: int) -> sa.Select:
+    """`query` with its `column IN (sites)` criterion replaced by `column = site_id`. (Adding the
+    equality beside the list made the optimizer look at every site of the list in every one of the
+    per-site queries: 55 x 55 index dives, half a second for an operator's page.)"""
+    target = column.expression if hasattr(column, "expression") else column
+
+    def replace(element, **_):
+        if (
+            isinstance(element, BinaryExpression)
+            and element.operator is operators.in_op
+            and isinstance(element.left, sa.Column | sa.sql.elements.ColumnClause)
+            and element.left.compare(target)
+        ):
+            return target == site_id
+        return None
+
+    replaced = replacement_traverse(query, {}, replace)
+    return replaced if replaced is not query else query.where(target == site_id)
 
 
 def _single_key(query: sa.Select):

@@ -311,8 +311,14 @@ def only_visible_sites(query: sa.Select, site_id_column, user: User) -> sa.Selec
 
 
 def visible_ids(user: User) -> list[int] | None:
-    """The ids of the sites `user` may read, resolved now (one indexed query); None for an admin (all)."""
-    return None if user.is_admin else db.session.scalars(visible_site_ids(user)).all()
+    """The ids of the sites `user` may read, resolved now; None for an admin (all). Two indexed lookups
+    (owned, shared) rather than `visible_site_ids`, whose OR made MariaDB scan the owner index of every
+    site (10,000 entries on each list request of an operator)."""
+    if user.is_admin:
+        return None
+    owned = db.session.scalars(sa.select(Site.id).where(Site.owner_id == user.id)).all()
+    shared = db.session.scalars(sa.select(SiteMember.site_id).where(SiteMember.user_id == user.id)).all()
+    return sorted(set(owned) | set(shared))
 
 
 def can_write(user: User, site: Site) -> bool:

@@ -44,11 +44,14 @@ def upgrade():
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('digest', name='uq_search_texts_digest')
     )
+    # Appended to by text id (the primary key); searched by gram through the secondary index.
     op.create_table('search_grams',
-    sa.Column('gram', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('text_id', sa.BigInteger(), autoincrement=False, nullable=False),
-    sa.PrimaryKeyConstraint('gram', 'text_id')
+    sa.Column('gram', sa.Integer(), autoincrement=False, nullable=False),
+    sa.PrimaryKeyConstraint('text_id', 'gram')
     )
+    with op.batch_alter_table('search_grams', schema=None) as batch_op:
+        batch_op.create_index('ix_search_grams_gram', ['gram', 'text_id'], unique=False)
     op.create_table('search_gram_counts',
     sa.Column('gram', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('texts', sa.Integer(), nullable=False),

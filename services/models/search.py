@@ -25,12 +25,18 @@ class SearchText(db.Model):
 
 class SearchGram(db.Model):
     """A trigram (three lower-cased ASCII bytes as an integer) and a text that contains it; gram 0 lists
-    the texts that are not plain ASCII, which every search checks."""
+    the texts that are not plain ASCII, which every search checks.
+
+    The primary key is (text_id, gram): new texts have the highest ids, so the indexer appends to it;
+    searches read (gram, text_id), a secondary index whose random inserts InnoDB buffers. Keyed by gram
+    first, every batch wrote into pages all over a table bigger than the buffer pool (220 findings/s
+    once it passed 300 MB, against about 1,200 at the start)."""
 
     __tablename__ = "search_grams"
+    __table_args__ = (sa.Index("ix_search_grams_gram", "gram", "text_id"),)
 
-    gram: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
     text_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    gram: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
 
 
 class SearchGramCount(db.Model):
