@@ -13,10 +13,10 @@
 5. measures every list with every filter and sort the API offers, as admin and as an operator who sees 55
    sites (owns 50, reads 5), with wrk (or a Python client when wrk is missing), against `GET /health` (the
    health endpoint that touches the database) through the same stack in the same run, measured before and
-   after the lists (the higher of the two is the baseline); then the latency of `q=` searches one at a time (p50/p95), and cold summaries of the
-   day-old and the year-old site, alternating.
+   after the lists (the higher of the two is the baseline); then the latency of `q=` searches one at a
+   time (p50/p95), and cold summaries of the day-old and the year-old site, alternating.
 
-    .venv/bin/python bench/bench_list.py                      # the full dataset, about 10 minutes to load
+    .venv/bin/python bench/bench_list.py                      # the full dataset, 20-40 minutes to load and index
     .venv/bin/python bench/bench_list.py --sites 1000 --findings 100000 --big-site 10000 \
         --checks 1000000 --tamper 10000 --notifications 30000 --summary-days 30   # a quick one
     .venv/bin/python bench/bench_list.py --reuse              # skip the load, measure the loaded database
