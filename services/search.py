@@ -149,8 +149,10 @@ def finding_ids(q: str, site_ids: list[int] | None) -> list[int] | None:
         refs = sa.select(SearchRef.finding_id).where(SearchRef.text_id.in_(texts[start : start + 1000]))
         if site_ids is not None:
             refs = refs.where(SearchRef.site_id.in_(site_ids))
-        # Distinct, and the full bound in every chunk: a cut answer is always one too many, never short.
-        ids.update(db.session.scalars(refs.distinct().limit(CANDIDATES_MAX + 1)).all())
+        # A finding has at most 2 references (title, location): reading 2 x (bound + 1) of them, a cut
+        # answer always holds more than the bound, never too few. (DISTINCT with a LIMIT went through a
+        # temporary table: 150 ms for the 12,500 references of "redirect" at 100,000 findings.)
+        ids.update(db.session.scalars(refs.limit(2 * (CANDIDATES_MAX + 1))).all())
         if len(ids) > CANDIDATES_MAX:
             return None
 
