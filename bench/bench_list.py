@@ -80,7 +80,11 @@ def parse_args():
     parser.add_argument(
         "--searches", type=int, default=20, help="sequential requests per search query (0: none)"
     )
-    parser.add_argument("--only", default="", help="measure only requests whose label contains this")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="measure only requests whose label contains this (or one of these, comma-separated)",
+    )
     parser.add_argument("--no-nginx", action="store_true")
     parser.add_argument("--no-index", action="store_true", help="with --reuse: do not build the search index")
     args = parser.parse_args()
@@ -956,7 +960,7 @@ def main():
         (label, path, role)
         for label, path in request_matrix(args, site, operator_sites[-1])
         for role in ("admin", "operator")
-        if args.only in label
+        if any(part in label for part in args.only.split(","))
     ]
     work = Path(tempfile.mkdtemp(prefix="cloudeye-bench-list-"))
     results = []
