@@ -252,12 +252,13 @@ def _index_pending(batch: int, budget_s: float) -> int:
             db.session.commit()
             break
         _index_rows(rows, fresh=True)
-        now = datetime.now(UTC)
-        previous = indexed_to
-        for row in rows:
-            if row.id > previous + 1:
-                db.session.add(SearchHole(lo=previous + 1, hi=row.id - 1, found_at=now))
-            previous = row.id
+        # The ids missing between those read: one hole per batch at most, from the first gap to the last
+        # (indexed findings inside it are checked with LIKE again, which is harmless), so that searches
+        # never carry thousands of small ranges.
+        ids = [row.id for row in rows]
+        gaps = [(a + 1, b - 1) for a, b in zip([indexed_to, *ids], ids, strict=False) if b > a + 1]
+        if gaps:
+            db.session.add(SearchHole(lo=gaps[0][0], hi=gaps[-1][1], found_at=datetime.now(UTC)))
         _set_watermark(rows[-1].id)
         db.session.commit()
         done += len(rows)

@@ -206,7 +206,7 @@ def test_findings_committed_late_into_a_hole_are_found(world):
     db.session.commit()
     search.index_pending()
     indexed_to, holes = search._watermark()
-    assert indexed_to == newest + 6 and holes[-1] == (newest + 1, newest + 5)
+    assert indexed_to == newest + 6 and any(lo <= newest + 1 and hi >= newest + 5 for lo, hi in holes)
     late = db.session.execute(
         sa.insert(Finding).values(
             id=newest + 3,
