@@ -13,7 +13,7 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.routing import BaseConverter
 
 from services.clients import client_address  # noqa: F401 - the API and the console limit logins by it
-from services.paging import paginate  # noqa: F401 - shared with the console
+from services.paging import COUNT_EXACT_UP_TO, paginate  # noqa: F401 - shared with the console
 from services.schemas import (  # noqa: F401 - shared with the console
     MAX_ID,
     Id,
@@ -125,13 +125,26 @@ _page_schemas: dict[str, type[Schema]] = {}
 
 
 def page_of(item_schema: type[Schema]) -> type[Schema]:
-    """The paging envelope around `item_schema`: {items, total, page, per_page}."""
+    """The paging envelope around `item_schema`: {items, total, total_is_estimate, page, per_page}."""
     name = item_schema.__name__.removesuffix("Schema") + "Page"
     if name not in _page_schemas:
         _page_schemas[name] = Schema.from_dict(
             {
                 "items": fields.List(fields.Nested(item_schema), required=True),
-                "total": fields.Integer(required=True),
+                "total": fields.Integer(
+                    required=True,
+                    metadata={
+                        "description": "How many items match: exact when `total_is_estimate` is false; "
+                        "otherwise a lower bound (more than this many match; counting stops there)"
+                    },
+                ),
+                "total_is_estimate": fields.Boolean(
+                    required=True,
+                    metadata={
+                        "description": f"True when more than {COUNT_EXACT_UP_TO:,} items (or more than the "
+                        "end of the requested page) match: `total` is then that bound, not an exact count"
+                    },
+                ),
                 "page": fields.Integer(required=True),
                 "per_page": fields.Integer(required=True),
             },

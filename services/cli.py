@@ -1,5 +1,7 @@
 """CLI commands, grouped per topic: `flask user create`, `flask user probe-token`, `flask user bootstrap-admin`,
-`flask setup`."""
+`flask setup`, `flask search-index`."""
+
+import time
 
 import click
 import sqlalchemy as sa
@@ -72,6 +74,19 @@ def setup_command():
     click.echo("setup complete")
 
 
+@click.command("search-index")
+@click.option("--budget", type=float, default=3600.0, show_default=True, help="stop after this many seconds")
+def search_index_command(budget):
+    """Index the findings the search index has not reached yet (the sync worker does it every few
+    seconds; this is for a first build of a big database)."""
+    from services import search
+
+    started = time.monotonic()
+    done = search.index_pending(budget_s=budget)
+    click.echo(f"{done} findings indexed in {time.monotonic() - started:.1f} s")
+
+
 def init_app(app):
     app.cli.add_command(user_cli)
     app.cli.add_command(setup_command)
+    app.cli.add_command(search_index_command)

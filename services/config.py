@@ -118,6 +118,7 @@ class Config:
         self.SYNC_INBOX_INTERVAL_S = _env_int("SYNC_INBOX_INTERVAL_S", 5)
         self.SYNC_INBOX_SETTLE_S = _env_int("SYNC_INBOX_SETTLE_S", 5)
         self.SYNC_RETENTION_INTERVAL_S = _env_int("SYNC_RETENTION_INTERVAL_S", 3600)
+        self.SYNC_SEARCH_INTERVAL_S = _env_int("SYNC_SEARCH_INTERVAL_S", 5)  # findings' search index
         self.SYNC_FINDINGS_REFRESH_S = _env_int("SYNC_FINDINGS_REFRESH_S", 3600)
         self.SYNC_MAX_BODY_BYTES = _env_int("SYNC_MAX_BODY_BYTES", 2 * 1024 * 1024)
         self.SYNC_CA_FILE = env.get("SYNC_CA_FILE") or None  # extra trusted CAs (PEM), e.g. an intranet CA

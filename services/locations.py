@@ -27,6 +27,7 @@ from services.cache import cache
 from services.errors import Invalid
 from services.extensions import db
 from services.models import WorkerHeartbeat
+from services.paging import envelope
 
 log = logging.getLogger(__name__)
 
@@ -192,12 +193,7 @@ def page_of_locations(page: int, per_page: int) -> dict:
     """`list_locations` as a page of the API's lists (there are few: it is cut in memory)."""
     everything = list_locations()
     start = (page - 1) * per_page
-    return {
-        "items": everything[start : start + per_page],
-        "total": len(everything),
-        "page": page,
-        "per_page": per_page,
-    }
+    return envelope(everything[start : start + per_page], len(everything), page, per_page)
 
 
 # --- the vote ----------------------------------------------------------------------------------------------

@@ -306,9 +306,19 @@ def only_visible_sites(query: sa.Select, site_id_column, user: User) -> sa.Selec
     walks the whole big table (findings, checks) in sort order and probes the subquery per row, which
     took 54 s for an operator's first page over a million findings; with the list it is an index
     range per site (9 ms)."""
+    ids = visible_ids(user)
+    return query if ids is None else query.where(site_id_column.in_(ids))
+
+
+def visible_ids(user: User) -> list[int] | None:
+    """The ids of the sites `user` may read, resolved now; None for an admin (all). Two indexed lookups
+    (owned, shared) rather than `visible_site_ids`, whose OR made MariaDB scan the owner index of every
+    site (10,000 entries on each list request of an operator)."""
     if user.is_admin:
-        return query
-    return query.where(site_id_column.in_(db.session.scalars(visible_site_ids(user)).all()))
+        return None
+    owned = db.session.scalars(sa.select(Site.id).where(Site.owner_id == user.id)).all()
+    shared = db.session.scalars(sa.select(SiteMember.site_id).where(SiteMember.user_id == user.id)).all()
+    return sorted(set(owned) | set(shared))
 
 
 def can_write(user: User, site: Site) -> bool:
@@ -361,7 +371,7 @@ def filter_visible(query: sa.Select, site_id_column, user: User, site_id: int | 
 
 
 def list_sites(user: User, q: str | None = None, state: str | None = None):
-    query = sa.select(Site).where(Site.id.in_(visible_site_ids(user)))
+    query = only_visible_sites(sa.select(Site), Site.id, user)
     if q:
         query = query.where(contains_text((Site.name, Site.url), q))
     if state:

@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Flask
 
-from services import locations, scheduler
+from services import locations, scheduler, search
 from services.extensions import db
 from sync import heartbeat, retention
 from sync.imports import ImportQueue
@@ -73,6 +73,7 @@ class Worker:
         self.heartbeat_ttl_s = max(3, int(config["SYNC_HEARTBEAT_TTL_S"]))
         self.inbox_interval_s = max(0.2, float(config["SYNC_INBOX_INTERVAL_S"]))
         self.retention_interval_s = max(1.0, float(config["SYNC_RETENTION_INTERVAL_S"]))
+        self.search_interval_s = max(0.2, float(config["SYNC_SEARCH_INTERVAL_S"]))
         self.retention_days = int(config["USABILITY_RETENTION_DAYS"])
         self.hourly_rollup_days = int(config["USABILITY_HOURLY_ROLLUP_DAYS"])
         self.findings_refresh_s = int(config["SYNC_FINDINGS_REFRESH_S"])
@@ -357,6 +358,13 @@ class Worker:
                 name="retention",
                 daemon=True,
             ),
+            threading.Thread(
+                target=self._periodic,
+                # New findings into the search index, off the imports' path (services/search.py).
+                args=("search index", self.search_interval_s, 1.0, self._search_index),
+                name="search-index",
+                daemon=True,
+            ),
         ]
         for thread in helpers + threads:
             thread.start()
@@ -451,6 +459,9 @@ class Worker:
                 finally:
                     db.session.remove()
                 self.stopping.wait(interval_s)
+
+    def _search_index(self) -> None:
+        search.index_pending(budget_s=max(1.0, self.search_interval_s * 4))
 
     def _retention(self) -> None:
         retention.run(self.retention_days, self.hourly_rollup_days, self.notifications_retention_days)

@@ -24,6 +24,7 @@ from services.models.finding import (
     Finding,
     FindingImport,
 )
+from services.models.search import SearchGram, SearchGramCount, SearchHole, SearchRef, SearchState, SearchText
 from services.models.site import LOCATION_STATES, PERMISSIONS, SITE_STATES, Site, SiteLocation, SiteMember
 from services.models.status_page import StatusPage, StatusPageSite
 from services.models.tamper import EVENT_STATUSES, TamperBaseline, TamperEvent
@@ -46,6 +47,12 @@ __all__ = [
     "NOTIFICATION_STATUSES",
     "WEEKDAYS",
     "Channel",
+    "SearchGram",
+    "SearchGramCount",
+    "SearchHole",
+    "SearchRef",
+    "SearchState",
+    "SearchText",
     "ChannelSite",
     "MaintenanceSite",
     "MaintenanceWindow",

@@ -69,6 +69,8 @@ class Notification(db.Model):
         sa.Index("ix_notifications_due", "status", "next_attempt_at"),
         sa.Index("ix_notifications_channel_time", "channel_id", "created_at"),
         sa.Index("ix_notifications_site_time", "site_id", "created_at"),
+        # The delivery log across channels, newest first (an admin's).
+        sa.Index("ix_notifications_time", "created_at"),
         # Reminders: the latest site.down of a channel for a site.
         sa.Index("ix_notifications_reminders", "channel_id", "site_id", "event", "occurred_at"),
     )

@@ -27,6 +27,8 @@ class TamperEvent(db.Model):
     __table_args__ = (
         sa.Index("ix_tamper_events_site_status", "site_id", "status", "detected_at"),
         sa.Index("ix_tamper_events_status_time", "status", "detected_at"),
+        # Lists across sites, newest first (an admin's, or an operator's over its sites).
+        sa.Index("ix_tamper_events_time", "detected_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -97,7 +97,13 @@ def test_the_document_states_the_location_rules(app):
 
 
 def test_get_locations_lists_the_heartbeats(client, viewer, admin):
-    assert viewer.get("/locations").get_json() == {"items": [], "total": 0, "page": 1, "per_page": 20}
+    assert viewer.get("/locations").get_json() == {
+        "items": [],
+        "total": 0,
+        "total_is_estimate": False,
+        "page": 1,
+        "per_page": 20,
+    }
     locations.beat("w1", "eu", {})
     locations.beat("w2", "eu", {})
     locations.beat("w3", "us", {})

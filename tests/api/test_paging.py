@@ -1,8 +1,11 @@
-"""The paging envelope: exact totals on every page, without a COUNT where the page already tells."""
+"""The paging envelope: exact totals up to a bound, a flagged bound above it, one bounded count a page."""
+
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from services import paging
 from tests.factories import create_site
 
 
@@ -22,7 +25,8 @@ def test_every_page_reports_the_exact_total(sites_25, page, count, total):
     assert (len(body["items"]), body["total"], body["page"], body["per_page"]) == (count, total, page, 10)
 
 
-def test_a_short_page_needs_no_count_query(sites_25, app):
+def test_one_bounded_count_per_page(sites_25, app):
+    """Every page is counted once, with the count cut at the bound (never a COUNT of the whole table)."""
     from services.extensions import db
 
     statements = []
@@ -33,10 +37,145 @@ def test_a_short_page_needs_no_count_query(sites_25, app):
     sa.event.listen(db.engine, "before_cursor_execute", record)
     try:
         assert sites_25.get("/sites?per_page=10&page=3").get_json()["total"] == 25
-        short = [s for s in statements if "count(" in s.lower()]
-        statements.clear()
-        assert sites_25.get("/sites?per_page=10&page=2").get_json()["total"] == 25
-        full = [s for s in statements if "count(" in s.lower()]
     finally:
         sa.event.remove(db.engine, "before_cursor_execute", record)
-    assert short == [] and len(full) == 1
+    counts = [s for s in statements if "count(" in s.lower()]
+    assert len(counts) == 1 and "LIMIT" in counts[0].upper()
+
+
+def test_a_small_result_is_sorted_from_its_own_rows(checks_1050):
+    """Few matches (an exact count): the page is read among their ids, in the list's order."""
+    caller, site = checks_1050
+    body = caller.get(f"/usability/checks?site_id={site.id}&page=53&per_page=20").get_json()
+    times = [item["checked_at"] for item in body["items"]]
+    assert times == sorted(times, reverse=True) and len(times) == 10
+    everything = [
+        item["checked_at"]
+        for page in range(1, 12)
+        for item in caller.get(f"/usability/checks?site_id={site.id}&page={page}&per_page=100").get_json()[
+            "items"
+        ]
+    ]
+    assert len(everything) == len(set(everything)) == 1050 and everything == sorted(everything, reverse=True)
+
+
+def test_totals_below_the_bound_are_exact(sites_25):
+    body = sites_25.get("/sites?per_page=10&page=1").get_json()
+    assert body["total_is_estimate"] is False
+
+
+@pytest.fixture
+def checks_1050(operator):
+    """A site with 1,050 checks: more than paging.COUNT_EXACT_UP_TO (written in one INSERT)."""
+    from services.extensions import db
+    from services.models import UsabilityCheck
+
+    site = create_site(operator.user)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    db.session.execute(
+        sa.insert(UsabilityCheck),
+        [
+            {
+                "site_id": site.id,
+                "due_at": start + timedelta(minutes=n),
+                "checked_at": start + timedelta(minutes=n),
+                "status": "up",
+                "http_status": 200,
+                "response_ms": 10.0,
+            }
+            for n in range(1050)
+        ],
+    )
+    db.session.commit()
+    return operator, site
+
+
+@pytest.mark.parametrize(
+    ("page", "per_page", "count", "total", "estimate"),
+    [
+        (1, 20, 20, 1000, True),  # counted up to the bound: more than 1,000
+        (50, 20, 20, 1000, True),  # the page ends at the bound, and more follow
+        (51, 20, 20, 1020, True),  # past the bound: counted up to the end of the page
+        (53, 20, 10, 1050, False),  # the last page: offset + items
+        (11, 100, 50, 1050, False),
+        (12, 100, 0, 1050, False),  # past the end: counted (the bound is the end of the page)
+    ],
+)
+def test_big_lists_count_up_to_a_bound_and_say_so(checks_1050, page, per_page, count, total, estimate):
+    caller, site = checks_1050
+    assert paging.COUNT_EXACT_UP_TO == 1000
+    body = caller.get(f"/usability/checks?site_id={site.id}&page={page}&per_page={per_page}").get_json()
+    assert (len(body["items"]), body["total"], body["total_is_estimate"]) == (count, total, estimate)
+
+
+def test_the_bound_moves_with_the_setting(sites_25, monkeypatch):
+    monkeypatch.setattr(paging, "COUNT_EXACT_UP_TO", 12)
+    first = sites_25.get("/sites?per_page=5&page=1").get_json()
+    assert (first["total"], first["total_is_estimate"]) == (12, True)
+    # A page that ends beyond the bound counts up to its own end.
+    fourth = sites_25.get("/sites?per_page=5&page=4").get_json()
+    assert (fourth["total"], fourth["total_is_estimate"], len(fourth["items"])) == (20, True, 5)
+    # The last page needs no count: exact.
+    fifth = sites_25.get("/sites?per_page=5&page=5").get_json()
+    assert (fifth["total"], fifth["total_is_estimate"], len(fifth["items"])) == (25, False, 5)
+
+
+def test_an_operators_big_list_read_site_by_site_is_the_same_list(operator, other_operator, monkeypatch):
+    """Over the bound, an operator's checks of several sites are each site's first rows, merged: the
+    pages are exactly those of the one ordered query."""
+    from services.extensions import db
+    from services.models import UsabilityCheck
+    from services.usability import list_checks
+
+    mine = [create_site(operator.user) for _ in range(3)]
+    theirs = create_site(other_operator.user)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = []
+    for n in range(120):
+        site = (mine + [theirs])[n % 4 if n % 7 else 0]
+        moment = start + timedelta(minutes=(n * 37) % 500)  # interleaved, with equal times
+        rows.append({"site_id": site.id, "due_at": start + timedelta(minutes=n), "checked_at": moment,
+                     "status": "up" if n % 5 else "down", "http_status": 200, "response_ms": 1.0})  # fmt: skip
+    db.session.execute(sa.insert(UsabilityCheck), rows)
+    db.session.commit()
+    monkeypatch.setattr(paging, "COUNT_EXACT_UP_TO", 10)
+    for query in ("", "&status=up"):
+        expected = [
+            c.id for c in db.session.scalars(list_checks(operator.user, status="up" if query else None))
+        ]
+        got = []
+        for page in range(1, 20):
+            body = operator.get(f"/usability/checks?per_page=7&page={page}{query}").get_json()
+            got += [item["id"] for item in body["items"]]
+        assert got == expected and len(expected) > 40
+        assert body["total_is_estimate"] is False  # counted to the end of the last page
+
+
+@pytest.mark.parametrize("sort", ["last_seen_at", "-first_seen_at"])
+def test_an_operators_big_finding_list_read_site_by_site_is_the_same_list(operator, monkeypatch, sort):
+    from services.extensions import db
+    from services.findings import list_findings
+    from services.models import Finding
+
+    sites = [create_site(operator.user) for _ in range(3)]
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    db.session.execute(
+        sa.insert(Finding),
+        [
+            {"site_id": sites[n % 3].id, "scanner": "s", "dedup_key": f"k{n}", "rule_id": "r", "title": "t",
+             "severity": "high", "severity_rank": 3, "status": "open", "location": "",
+             "first_seen_at": start + timedelta(hours=(n * 13) % 40),
+             "last_seen_at": start + timedelta(hours=(n * 7) % 30)}
+            for n in range(60)
+        ],
+    )  # fmt: skip
+    db.session.commit()
+    monkeypatch.setattr(paging, "COUNT_EXACT_UP_TO", 10)
+    expected = [f.id for f in db.session.scalars(list_findings(operator.user, sort=sort))]
+    got = []
+    for page in range(1, 10):
+        got += [
+            item["id"]
+            for item in operator.get(f"/bugs?per_page=8&page={page}&sort={sort}").get_json()["items"]
+        ]
+    assert got == expected and len(got) == 60

@@ -94,6 +94,41 @@ def test_uptime_windows_differ_with_old_checks(operator):
     assert uptime["24h"] == 100.0 and uptime["7d"] == 100.0 and uptime["30d"] == 50.0
 
 
+def test_summary_uptime_of_whole_days_and_ragged_ends_equals_the_hourly_sum(operator):
+    """Whole days come from the daily rollups, the ends of each window from the hourly ones: the same
+    figures as summing every hourly rollup of the window (what the summary read before)."""
+    from services.models import UsabilityRollup
+    from services.usability import UPTIME_WINDOWS, _uptime_windows, hour_start
+
+    site = create_site(operator.user)
+    now = datetime.now(UTC)
+    # 40 days of a check every 37 minutes, down in a pattern that differs from day to day.
+    count = 40 * 24 * 60 // 37
+    _record(site, *[(n * 7) % 11 != 0 and n % 97 > 3 for n in range(count)], start=now - timedelta(days=40),
+            step=timedelta(minutes=37))  # fmt: skip
+    hourly = (
+        db.session.execute(
+            sa.select(UsabilityRollup).where(
+                UsabilityRollup.site_id == site.id, UsabilityRollup.period == "hour"
+            )
+        )
+        .scalars()
+        .all()
+    )
+    expected = {}
+    for name, span in UPTIME_WINDOWS.items():
+        rows = [r for r in hourly if r.bucket_start >= hour_start(now - span)]
+        expected[name] = round(100.0 * sum(r.checks_up for r in rows) / sum(r.checks_total for r in rows), 3)
+    uptime, latency_sum, latency_count = _uptime_windows(site.id, now)
+    assert uptime == expected and len(set(expected.values())) == 3
+    day = [r for r in hourly if r.bucket_start >= hour_start(now - UPTIME_WINDOWS["24h"])]
+    assert (latency_sum, latency_count) == (
+        sum(r.latency_sum_ms for r in day),
+        sum(r.latency_count for r in day),
+    )
+    assert operator.get(f"/usability/summary?site_id={site.id}").get_json()["uptime"] == expected
+
+
 def test_summary_of_a_site_without_checks(operator):
     site = create_site(operator.user)
     summary = operator.get(f"/usability/summary?site_id={site.id}").get_json()

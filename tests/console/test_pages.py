@@ -909,3 +909,18 @@ def test_a_queued_report_shows_its_progress(app, console_as, seeded):
     page = owner.get(status_url)
     body = page.get_data(as_text=True)
     assert 'data-state="done"' in body and "refresh" not in body and "50 new" in text(page)
+
+
+def test_the_console_pager_says_more_than(console_as, monkeypatch):
+    """The console shows a bounded total as "N+" pages and keeps the link to the next page."""
+    from console.views import pages
+    from services import paging
+
+    user = create_user("operator")
+    for number in range(25):
+        create_site(user, name=f"site-{number:02d}")
+    monkeypatch.setattr(paging, "COUNT_EXACT_UP_TO", 10)
+    monkeypatch.setattr(pages, "PER_PAGE", 5)
+    html = console_as(user).get("/").get_data(as_text=True)
+    assert 'data-test="pager-estimate"' in html and "page 1 of 2+" in html and "more than 10 match" in html
+    assert "page=2" in html

@@ -36,7 +36,8 @@ class Findings(MethodView):
             q=args.get("q"),
             sort=args["sort"],
         )
-        return paginate(query, args)
+        by_site = findings.by_site(current_user(), args.get("site_id"), args["sort"])
+        return paginate(query, args, per_site=by_site)
 
 
 @blp.route("/<id:finding_id>")
