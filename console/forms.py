@@ -32,6 +32,17 @@ from services.sites import masked_url
 INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
 
 
+def as_id(value: str) -> int | None:
+    """A form's or query's id: ASCII digits that fit a 64-bit integer (SQLite refuses bigger ones with an
+    error, and `isdigit` alone takes "９"); None for anything else."""
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None
+
+
+def as_ids(values) -> set[int]:
+    """The valid ids among `values` (a multi-valued field such as site_ids); the rest are dropped."""
+    return {number for number in map(as_id, values) if number is not None}
+
+
 def load_form(schema: Schema, body: dict) -> dict:
     """`body` (a form's values) loaded through the API's `schema`. The schema takes JSON's types (an
     integer field takes 60, not "60"), and a form sends only text: a value that reads as the number its

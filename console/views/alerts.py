@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from marshmallow import ValidationError
 
 from console.auth import current_user, login_required, safe_next
-from console.forms import ChannelBody, ChannelForm, MaintenanceBody, MaintenanceForm, apply_errors
+from console.forms import ChannelBody, ChannelForm, MaintenanceBody, MaintenanceForm, apply_errors, as_ids
 from console.views import bp
 from console.views.pages import _page_arg as page_arg
 from services import sites, users
@@ -42,7 +42,7 @@ def _site_choices(user: User, keep=(), writable: bool = False) -> list[Site]:
 
 
 def _chosen_ids() -> set[int]:
-    return {int(value) for value in request.form.getlist("site_ids") if value.isdigit()}
+    return as_ids(request.form.getlist("site_ids"))
 
 
 # --- channels ----------------------------------------------------------------------------------------
@@ -252,7 +252,7 @@ def maintenance_new():
     if request.method == "POST":
         return _save_window(form)
     preset = request.args.get("site_id", "")  # "Schedule maintenance" on a site's page
-    return _render_window_form(form, None, {int(preset)} if preset.isdigit() else set())
+    return _render_window_form(form, None, as_ids([preset]))
 
 
 @bp.route("/maintenance/<id:window_id>/edit", methods=["GET", "POST"])

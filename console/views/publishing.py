@@ -6,7 +6,7 @@ from flask_babel import gettext as _
 from marshmallow import ValidationError
 
 from console.auth import current_user, login_required
-from console.forms import StatusPageForm, apply_errors, load_form
+from console.forms import StatusPageForm, apply_errors, as_ids, load_form
 from console.views import bp
 from services import sites, status_pages
 from services.cache import Memo
@@ -52,7 +52,7 @@ def _render_form(form, page, chosen, status=200):
 
 
 def _chosen_ids() -> set[int]:
-    return {int(value) for value in request.form.getlist("site_ids") if value.isdigit()}
+    return as_ids(request.form.getlist("site_ids"))
 
 
 @bp.route("/status-pages/new", methods=["GET", "POST"])
