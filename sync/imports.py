@@ -24,7 +24,6 @@ and commits a `queued` import naming it (services/imports.py, `queue_report`). E
 """
 
 import contextlib
-import fcntl
 import logging
 import os
 import threading
@@ -36,7 +35,7 @@ import sqlalchemy as sa
 from services.errors import Conflict, DomainError
 from services.extensions import db
 from services.imports import import_report
-from services.locks import lock_name, mysql_named_lock
+from services.locks import lock_name, process_lock
 from services.models import FindingImport, Site
 from services.models.base import utcnow
 
@@ -229,21 +228,8 @@ class ImportQueue:
     @contextlib.contextmanager
     def _lock(self, import_id: int):
         name = lock_name("cloudeye-import-", db.engine, str(import_id))
-        if db.engine.dialect.name == "mysql":
-            with mysql_named_lock(db.engine, name) as acquired:
-                yield acquired
-            return
-        self.locks.mkdir(parents=True, exist_ok=True)
-        with open(self.locks / f"{name}.lock", "a+b") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with process_lock(db.engine, name, self.locks) as acquired:
+            yield acquired
 
 
 class _Progress:

@@ -23,7 +23,6 @@ Exactly once, with any number of workers and kill -9 at any point:
 """
 
 import contextlib
-import fcntl
 import hashlib
 import logging
 import os
@@ -37,7 +36,7 @@ import sqlalchemy as sa
 from services.errors import Conflict, DomainError
 from services.extensions import db
 from services.imports import import_report, stored_filename
-from services.locks import lock_name, mysql_named_lock
+from services.locks import lock_name, process_lock
 from services.models import FindingImport, Site
 from services.parsers.detect import format_from_filename
 
@@ -240,21 +239,8 @@ class Inbox:
         # One lock per site directory: a site's reports are imported one at a time, in order.
         scope = path.parent.name if path.parent != self.root else "/"
         name = lock_name("cloudeye-inbox-", db.engine, scope)
-        if db.engine.dialect.name == "mysql":
-            with mysql_named_lock(db.engine, name) as acquired:
-                yield acquired
-            return
-        self.locks.mkdir(parents=True, exist_ok=True)
-        with open(self.locks / f"{name}.lock", "a+b") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with process_lock(db.engine, name, self.locks) as acquired:
+            yield acquired
 
 
 def _mtime(path: Path) -> float | None:
