@@ -312,17 +312,7 @@ def _apply_state(site: Site, result: CheckResult, in_maintenance: bool) -> alert
     if site.consecutive_failures > site.max_retries:
         site.state = "down"
         if previous != "down":
-            cause = _cause(result)
-            incident = Incident(
-                site_id=site.id,
-                started_at=result.checked_at,
-                cause=cause,
-                location=result.location,
-                in_maintenance=in_maintenance,
-            )
-            db.session.add(incident)
-            log.warning("site %s is down: %s", site.id, cause)
-            return alert_events.StateChange(site, "down", result.checked_at, incident)
+            return _open_incident(site, result, _cause(result), in_maintenance)
     else:
         site.state = "pending"
     return None
@@ -366,20 +356,27 @@ def _decide(
             f"down from {len(decision.down)} of {decision.live} live locations "
             f"(quorum {decision.quorum}) - {down}"
         )[:500]
-        incident = Incident(
-            site_id=site.id,
-            started_at=result.checked_at,
-            cause=cause,
-            location=result.location,
-            in_maintenance=in_maintenance,
-        )
-        db.session.add(incident)
-        log.warning("site %s is down: %s", site.id, cause)
-        return alert_events.StateChange(site, "down", result.checked_at, incident)
+        return _open_incident(site, result, cause, in_maintenance)
     if previous == "down":
         incident = _close_incident(site.id, result.checked_at)
         return alert_events.StateChange(site, "up", result.checked_at, incident)
     return None
+
+
+def _open_incident(
+    site: Site, result: CheckResult, cause: str, in_maintenance: bool
+) -> alert_events.StateChange:
+    """The site has just gone down: its incident, opened at this check, and the change to announce."""
+    incident = Incident(
+        site_id=site.id,
+        started_at=result.checked_at,
+        cause=cause,
+        location=result.location,
+        in_maintenance=in_maintenance,
+    )
+    db.session.add(incident)
+    log.warning("site %s is down: %s", site.id, cause)
+    return alert_events.StateChange(site, "down", result.checked_at, incident)
 
 
 def _close_incident(site_id: int, ended_at: datetime) -> Incident | None:
