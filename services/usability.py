@@ -34,7 +34,7 @@ from services.models import (
     UsabilityRollup,
     User,
 )
-from services.sites import filter_visible, get_site, invalidate_sites, visible_ids
+from services.sites import filter_visible, get_site, invalidate_sites, lock_in_order, visible_ids
 
 log = logging.getLogger(__name__)
 UPTIME_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -71,16 +71,7 @@ def day_start(moment: datetime) -> datetime:
 def lock_sites(site_ids) -> tuple[dict[int, Site], dict[tuple[int, str], SiteLocation]]:
     """Lock the sites and the location rows of those with locations, in id order (every writer does the
     same, so writers never deadlock), and read their latest committed state."""
-    sites = {
-        site.id: site
-        for site in db.session.scalars(
-            sa.select(Site)
-            .where(Site.id.in_(sorted(site_ids)))
-            .order_by(Site.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    }
+    sites = lock_in_order(site_ids)
     located = sorted(site_id for site_id, site in sites.items() if site.locations)
     votes = {}
     if located:

@@ -34,6 +34,7 @@ from services.alerts.outbox import Event, enqueue, enqueue_for_channel
 from services.extensions import db
 from services.locks import lock_name, mysql_named_lock
 from services.models import Channel, Incident, Notification, Site, User
+from services.sites import lock_in_order
 
 log = logging.getLogger(__name__)
 
@@ -240,22 +241,6 @@ def _tick(now: datetime) -> dict:
     return counts
 
 
-def _lock_sites(site_ids) -> dict[int, Site]:
-    """Lock the sites in id order (as the writers do) and read their latest committed state."""
-    if not site_ids:
-        return {}
-    return {
-        site.id: site
-        for site in db.session.scalars(
-            sa.select(Site)
-            .where(Site.id.in_(sorted(site_ids)))
-            .order_by(Site.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    }
-
-
 def _open_incidents(site_ids) -> dict[int, Incident]:
     if not site_ids:
         return {}
@@ -270,7 +255,7 @@ def _open_incidents(site_ids) -> dict[int, Incident]:
 
 def _settle_flapping(now: datetime, counts: dict) -> None:
     candidates = db.session.scalars(sa.select(Site.id).where(Site.flapping_since.is_not(None))).all()
-    sites = _lock_sites(candidates)
+    sites = lock_in_order(candidates)
     flapping = [site for site in sites.values() if site.flapping_since is not None]
     if not flapping:
         return
@@ -310,7 +295,7 @@ def _announce_held_back(now: datetime, counts: dict) -> None:
         return
     maintenance = windows.coverage(candidates)
     due = [site_id for site_id in set(candidates) if not maintenance.active(site_id, now)]
-    sites = _lock_sites(due)
+    sites = lock_in_order(due)
     incidents = _open_incidents(sites)
     events = []
     for site_id, site in sites.items():
