@@ -435,7 +435,16 @@ def test_restarting_mysql_gives_503_then_recovers_with_nothing_lost(stack):
     thread.start()
     try:
         wait_until(lambda: len(results) >= 6, timeout=60, message="load before the restart")
-        stack.compose("restart", "mysql", timeout=300)
+        # Stopped until the API has said so, then started: a quick restart can fall between two requests
+        # (or inside a request's wait for a connection), and then there is nothing to observe.
+        stack.compose("stop", "mysql", timeout=300)
+        stopped_at = len(results)
+        wait_until(
+            lambda: any(status == 503 for _, status, _ in results[stopped_at:]),
+            timeout=120,
+            message="a 503 while the database is stopped",
+        )
+        stack.compose("start", "mysql", timeout=300)
         restarted_at = len(results)
         wait_until(
             lambda: [status for _, status, _ in results[restarted_at:]][-4:] == [201, 200, 201, 200],
