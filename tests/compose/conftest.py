@@ -35,17 +35,6 @@ MAX_REPORT_BYTES = 1024 * 1024  # small, so the 413 test sends little; nginx all
 TRUSTED_PROXIES = "172.16.0.0/12,192.168.0.0/16,10.0.0.0/8"
 
 
-def wait_until(predicate, timeout: float, interval: float = 0.5, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{message} not reached in {timeout} s (last: {last!r})")
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -15,7 +15,8 @@ import requests
 from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
 
-from tests.compose.conftest import MAX_REPORT_BYTES, ROOT, docker, wait_until
+from tests.compose.conftest import MAX_REPORT_BYTES, ROOT, docker
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.compose
 

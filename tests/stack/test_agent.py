@@ -16,21 +16,11 @@ import requests
 
 from tests.stack.conftest import ROOT
 from tests.sync.conftest import WebServer
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.stack
 OUTAGE_S = 60  # the API stopped this long: longer than the agent's leases' margin, six check intervals
 INTERVAL_S = 10
-
-
-def wait_until(predicate, timeout: float, message: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{message} not reached in {timeout} s (last: {last!r})")
 
 
 def _checks(stack, site_id: int, **query) -> list[dict]:

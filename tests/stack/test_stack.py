@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -17,21 +16,11 @@ import sqlalchemy as sa
 
 from services.config import API_PREFIX
 from tests.stack.conftest import DENIED_FORWARDED, DENIED_PEER, MAX_REPORT_BYTES
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.stack
 
 SECURITY_HEADERS = ("X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy", "Content-Security-Policy")
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.25, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{message} not reached in {timeout} s (last: {last!r})")
 
 
 def assert_json_error(response, status):
