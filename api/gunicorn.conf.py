@@ -75,3 +75,14 @@ def _api_db_pool_size() -> str | None:
 
 # Environment of the workers (the app reads its settings there when a worker loads it).
 raw_env = [f"DB_POOL_SIZE={size}"] if (size := _api_db_pool_size()) else []
+
+
+def post_worker_init(worker):
+    """gunicorn's own error lines of this worker (e.g. "Error handling request" with its traceback) go to
+    the worker's file under LOG_DIR too, not only to stderr: that logger does not propagate to the root,
+    where the app's per-process file handler is (services/log.py)."""
+    import logging
+
+    from services.log import share_file_handlers
+
+    share_file_handlers(logging.getLogger(), worker.log.error_log)

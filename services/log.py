@@ -88,6 +88,22 @@ def get_logger(
     return logger
 
 
+def share_file_handlers(source: logging.Logger, target: logging.Logger) -> int:
+    """Give `target` the files (not stdout) that `get_logger` set up on `source`; returns how many.
+
+    For loggers that do not propagate to the root, such as gunicorn's error log: its tracebacks (an
+    exception outside the app's handlers) would otherwise reach stderr only, which a container loses.
+    Idempotent: a handler `target` already has is not added twice.
+    """
+    added = 0
+    for handler in source.handlers:
+        is_our_file = getattr(handler, _MARK, False) and isinstance(handler, logging.FileHandler)
+        if is_our_file and handler not in target.handlers:
+            target.addHandler(handler)
+            added += 1
+    return added
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

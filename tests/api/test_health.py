@@ -1,3 +1,4 @@
+import pytest
 import sqlalchemy as sa
 
 from api import create_app
@@ -83,3 +84,27 @@ def test_a_lost_connection_seen_late_is_503_not_500(app):
             assert response.status_code == 503 and response.headers["Retry-After"] == "5"
         bug = sa.exc.InternalError("SELECT 1", {}, Exception("a real bug"), connection_invalidated=False)
         assert handle_unexpected(bug).status_code == 500
+
+
+@pytest.mark.skipif(settings.BACKEND == "sqlite", reason="needs a server connection that can be killed")
+def test_a_connection_lost_after_the_answer_does_not_break_the_teardown(app, caplog):
+    # The database can go away after a view answered and before the request's session is closed (seen
+    # once during a MySQL restart: the app logged 200, gunicorn sent its own 500 page). Closing that
+    # session must not raise: the answer stands, the dead connection is dropped, the next request works.
+    from services.extensions import db
+
+    killer = sa.create_engine(settings.MYSQL_SERVER + "/")
+    try:
+        with app.app_context():
+            db.session.execute(sa.text("SELECT 1 FROM users LIMIT 1"))  # a transaction is open
+            connection_id = db.session.execute(sa.text("SELECT CONNECTION_ID()")).scalar()
+            with killer.begin() as connection:
+                connection.execute(sa.text(f"KILL {int(connection_id)}"))
+        # leaving the context ran the teardown without raising
+    finally:
+        killer.dispose()
+    assert "lost while closing" in caplog.text
+    with app.app_context():
+        assert db.engine.pool.checkedout() == 0
+    with app.test_client() as client:
+        assert client.get(API_PREFIX + "/health").status_code == 200

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from services.log import get_logger, process_log_name, prune_old_logs
+from services.log import get_logger, process_log_name, prune_old_logs, share_file_handlers
+from tests.deploy.conftest import gunicorn_settings
 
 
 @pytest.mark.parametrize("handler_type", ["TimedRotatingFileHandler", "RotatingFileHandler", "StreamHandler"])
@@ -76,3 +77,29 @@ def test_old_files_of_ended_processes_are_pruned_and_others_kept(tmp_path):
         ["sync.gone-container.13.log", f"api.{here}.{os.getpid()}.log", "nginx-access.log", "dataapi.out.log"]
     )
     assert prune_old_logs(str(tmp_path), keep_days=0) == 0
+
+
+def test_gunicorn_error_lines_reach_the_workers_log_file(tmp_path, capsys):
+    # gunicorn's error logger does not propagate: its tracebacks went to stderr only, lost with a container.
+    app_logger = get_logger("cloudeye.test.app", "api.unit.log", str(tmp_path), "INFO", "StreamHandler")
+    error_log = logging.getLogger("cloudeye.test.gunicorn.error")
+    error_log.propagate = False
+
+    class Worker:  # what post_worker_init reads of gunicorn's worker
+        log = type("Log", (), {"error_log": error_log})()
+
+    hook = gunicorn_settings()["post_worker_init"]
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(logging, "getLogger", lambda name=None: app_logger if name is None else error_log)
+            hook(Worker())
+            hook(Worker())  # a second call adds nothing
+        assert share_file_handlers(app_logger, error_log) == 0
+        error_log.error("Error handling request /api/cloudeye/v1/sites")
+        for handler in error_log.handlers:
+            handler.flush()
+        assert (tmp_path / "api.unit.log").read_text().count("Error handling request") == 1
+        assert "Error handling request" not in capsys.readouterr().out  # stdout stays gunicorn's own
+    finally:
+        for handler in list(error_log.handlers):
+            error_log.removeHandler(handler)
