@@ -13,6 +13,7 @@ from sqlalchemy.orm import defer
 from services import search
 from services.extensions import db
 from services.models import ACTIVE_STATUSES, SEVERITY_RANK, Finding, FindingImport, User
+from services.paging import Split
 from services.search import contains_text
 from services.sites import filter_visible, get_site_row, invalidate_site, visible_ids
 
@@ -47,7 +48,7 @@ def list_findings(
     query = sa.select(Finding).options(defer(Finding.description), defer(Finding.evidence))
     query = filter_visible(query, Finding.site_id, user, site_id)
     if severity:
-        # On the rank, which the (site_id, status, severity_rank) and (severity_rank) indexes hold.
+        # On the rank, which the (site_id, severity_rank, id, status) and (severity_rank) indexes hold.
         query = query.where(Finding.severity_rank.in_(sorted({SEVERITY_RANK[name] for name in severity})))
     if status:
         query = query.where(Finding.status.in_(status))
@@ -62,16 +63,31 @@ def list_findings(
     return query.order_by(*SORTS[sort])
 
 
-# The sorts an index on (site_id, the sort's column) serves site by site (paginate's `per_site`).
-SITE_SORTS = {"last_seen_at", "-last_seen_at", "first_seen_at", "-first_seen_at"}
+# The index on (site_id, the sort's column) each sort reads a site by (paginate's `split`).
+SITE_SORT_INDEXES = {
+    "severity": "ix_findings_site_sev_status",
+    "-severity": "ix_findings_site_sev_status",
+    "last_seen_at": "ix_findings_site_last_seen",
+    "-last_seen_at": "ix_findings_site_last_seen",
+    "first_seen_at": "ix_findings_site_first_seen",
+    "-first_seen_at": "ix_findings_site_first_seen",
+}
+SEVERITY_SORTS = {"severity", "-severity"}
 
 
-def by_site(user: User, site_id: int | None, sort: str) -> tuple | None:
-    """paginate's `per_site` for list_findings over a non-admin's sites, for the sorts that allow it."""
-    if site_id is not None or sort not in SITE_SORTS:
+def split_by(user: User, site_id: int | None, status: list[str] | None, sort: str) -> Split | None:
+    """paginate's `split` for list_findings: a non-admin's findings site by site (the (site_id, ...)
+    indexes), or an admin's status filter in severity order status by status (`ix_findings_status_sev`:
+    statuses follow severity, so walking the severity index for, say, the open ones can pass every
+    critical and high finding first). None when one index read serves the list as it is."""
+    if site_id is not None:
         return None
     ids = visible_ids(user)
-    return None if ids is None else (Finding.site_id, ids)
+    if ids is not None:
+        return Split(Finding.site_id, ids, SITE_SORT_INDEXES[sort]) if sort in SITE_SORT_INDEXES else None
+    if status and sort in SEVERITY_SORTS:
+        return Split(Finding.status, sorted(status), "ix_findings_status_sev")
+    return None
 
 
 def get_finding(user: User, finding_id: int, write: bool = False) -> Finding:
@@ -108,7 +124,7 @@ def get_import(user: User, import_id: int) -> FindingImport:
 
 def open_counts(user: User, site_ids: list[int]) -> dict[int, dict[str, int]]:
     """{site_id: {severity: open or confirmed findings}} for the given sites the user may see, read off
-    the (site_id, status, severity_rank) index in one grouped query."""
+    the (site_id, severity_rank, id, status) index alone, in one grouped query."""
     if not site_ids:
         return {}
     query = sa.select(Finding.site_id, Finding.severity_rank, sa.func.count()).where(

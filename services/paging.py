@@ -14,9 +14,11 @@ filter on site, scanner and status of /bugs read 100,000 index entries for 20 ro
 the sort index read in order finds a page quickly.
 """
 
+from typing import NamedTuple
+
 import sqlalchemy as sa
 from sqlalchemy.sql import operators
-from sqlalchemy.sql.elements import BinaryExpression
+from sqlalchemy.sql.elements import BinaryExpression, UnaryExpression
 from sqlalchemy.sql.visitors import replacement_traverse
 
 from services.extensions import db
@@ -28,18 +30,30 @@ def envelope(items: list, total: int, page: int, per_page: int, estimate: bool =
     return {"items": items, "total": total, "total_is_estimate": estimate, "page": page, "per_page": per_page}
 
 
-# A list over at most this many sites may be read site by site (`per_site`).
-PER_SITE_MAX_SITES = 200
+# A list filtered on at most this many values of a column may be read value by value (`split`).
+SPLIT_MAX_VALUES = 200
+
+
+class Split(NamedTuple):
+    """How a big list may be read value by value: its criterion `column IN (values)`, and the index on
+    (column, the list's order) each value's read goes by. The index is named because MySQL may not pick
+    it: for one site's 20 newest findings with a status it walked the table-wide `last_seen_at` index
+    (an estimate of 955 rows, seconds on a big site), not the site's own."""
+
+    column: sa.ColumnElement
+    values: list
+    index: str | None = None
 
 
 def paginate(
-    query: sa.Select, args: dict, count_query: sa.Select | None = None, per_site: tuple | None = None
+    query: sa.Select, args: dict, count_query: sa.Select | None = None, split: Split | None = None
 ) -> dict:
-    """Run `query` for one page. `count_query` may be a cheaper equivalent for the total. `per_site`:
-    (site column, site ids) when the query covers those sites and an index on (site, the query's order)
-    serves each site's first rows: a big list is then read as each site's first `offset + per_page`
-    rows, merged (a few index entries per site, instead of the whole table's order index walked until
-    enough rows of those sites turn up: 0.55 % of 10 million checks for an operator's 55 sites)."""
+    """Run `query` for one page. `count_query` may be a cheaper equivalent for the total. `split`: when
+    the query has the criterion `column IN (values)` and an index on (column, the query's order) serves
+    each value's first rows, a big list is read as each value's first
+    `offset + per_page` rows, merged (a few index entries per value, instead of the whole table's order
+    index walked until enough matching rows turn up: 0.55 % of 10 million checks for an operator's 55
+    sites; the open findings of 1M sorted by severity, all of them below 500,000 others)."""
     page, per_page = args["page"], args["per_page"]
     offset = (page - 1) * per_page
     bound = max(COUNT_EXACT_UP_TO, offset + per_page)
@@ -50,16 +64,11 @@ def paginate(
     total = db.session.scalar(sa.select(sa.func.count()).select_from(counted.limit(bound + 1).subquery()))
     if total > bound:
         key = _single_key(query)
-        if per_site is not None and key is not None and len(per_site[1]) <= PER_SITE_MAX_SITES:
-            column, site_ids = per_site
-            firsts = [
-                _one_site(query, column, site_id).with_only_columns(key).limit(offset + per_page).subquery()
-                for site_id in site_ids
-            ]
-            ids = db.session.scalars(sa.union_all(*(sa.select(first.c[0]) for first in firsts))).all()
-            query = query.where(key.in_(ids))
-        items = db.session.scalars(query.limit(per_page).offset(offset)).all()
-        return envelope(items, bound, page, per_page, estimate=True)
+        if split is not None and key is not None and len(split.values) <= SPLIT_MAX_VALUES:
+            ids = _split_page_ids(query, key, split, per_page, offset)
+            items = db.session.scalars(query.where(key.in_(ids))).all() if ids else []
+            return envelope(items, bound, page, per_page, estimate=True)
+        return envelope(_page_by_ids(query, key, per_page, offset), bound, page, per_page, estimate=True)
     if offset >= total:
         return envelope([], total, page, per_page)
     key = _single_key(query)
@@ -70,8 +79,47 @@ def paginate(
     return envelope(items, total, page, per_page)
 
 
-def _one_site(query: sa.Select, column, site_id: int) -> sa.Select:
-    """`query` with its `column IN (sites)` criterion replaced by `column = site_id`. (Adding the
+def _page_by_ids(query: sa.Select, key, per_page: int, offset: int) -> list:
+    """The page's ids first, then their rows by primary key. The ids come off an index alone when it
+    holds the filters' columns; reading whole rows instead fetched every row the scan passed, skipped or
+    filtered (MariaDB does not check an index's columns before fetching the row in a descending scan):
+    565 ms for page 3 of a 100,000-finding site's open findings, against a few ms for the ids."""
+    if key is None:
+        return db.session.scalars(query.limit(per_page).offset(offset)).all()
+    ids = db.session.scalars(query.with_only_columns(key).limit(per_page).offset(offset)).all()
+    return db.session.scalars(query.where(key.in_(ids))).all() if ids else []
+
+
+def _split_page_ids(query: sa.Select, key, split: Split, per_page: int, offset: int) -> list:
+    """The page's ids, read as each value's first `offset + per_page` rows (key and sort columns only)
+    and merged by the database: one statement, 20 ids back (the merge in Python received 55 x 20 ids
+    and sent them back in an IN list). The query is narrowed and cut once, before its copies per value:
+    copying the entity's query per value cost 4 ms of Python each."""
+    order = []  # (column, descending) of the query's ORDER BY
+    for clause in query._order_by_clauses:  # SQLAlchemy has no public reader of a select's order
+        descending = isinstance(clause, UnaryExpression) and clause.modifier is operators.desc_op
+        ascending = isinstance(clause, UnaryExpression) and clause.modifier is operators.asc_op
+        order.append((clause.element if descending or ascending else clause, descending))
+    columns = [key.label("k"), *(column.label(f"o{n}") for n, (column, _) in enumerate(order))]
+    firsts = _by_index(query.with_only_columns(*columns).limit(offset + per_page), split.index)
+    parts = [sa.select(*_one_value(firsts, split.column, value).subquery().c) for value in split.values]
+    merged = sa.union_all(*parts).subquery("merged")
+    sort = [
+        merged.c[f"o{n}"].desc() if desc else merged.c[f"o{n}"].asc() for n, (_, desc) in enumerate(order)
+    ]
+    return db.session.scalars(sa.select(merged.c.k).order_by(*sort).limit(per_page).offset(offset)).all()
+
+
+def _by_index(query: sa.Select, index: str | None) -> sa.Select:
+    """`query` told to read its table through `index` (MySQL; other databases choose alone)."""
+    if index is None:
+        return query
+    table = query.get_final_froms()[0]
+    return query.with_hint(table, f"FORCE INDEX ({index})", dialect_name="mysql")
+
+
+def _one_value(query: sa.Select, column, value) -> sa.Select:
+    """`query` with its `column IN (values)` criterion replaced by `column = value`. (Adding the
     equality beside the list made the optimizer look at every site of the list in every one of the
     per-site queries: 55 x 55 index dives, half a second for an operator's page.)"""
     target = column.expression if hasattr(column, "expression") else column
@@ -83,11 +131,11 @@ def _one_site(query: sa.Select, column, site_id: int) -> sa.Select:
             and isinstance(element.left, sa.Column | sa.sql.elements.ColumnClause)
             and element.left.compare(target)
         ):
-            return target == site_id
+            return target == value
         return None
 
     replaced = replacement_traverse(query, {}, replace)
-    return replaced if replaced is not query else query.where(target == site_id)
+    return replaced if replaced is not query else query.where(target == value)
 
 
 def _single_key(query: sa.Select):

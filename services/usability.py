@@ -34,6 +34,7 @@ from services.models import (
     UsabilityRollup,
     User,
 )
+from services.paging import Split
 from services.sites import filter_visible, get_site, invalidate_sites, lock_in_order, visible_ids
 
 log = logging.getLogger(__name__)
@@ -555,12 +556,12 @@ def list_checks(
     return query.order_by(UsabilityCheck.checked_at.desc(), UsabilityCheck.id.desc())
 
 
-def checks_by_site(user: User, site_id=None) -> tuple | None:
-    """paginate's `per_site` for list_checks: an operator's sites, each read off (site_id, checked_at)."""
+def checks_by_site(user: User, site_id=None) -> Split | None:
+    """paginate's `split` for list_checks: an operator's sites, each read off (site_id, checked_at)."""
     if site_id is not None:
         return None
     ids = visible_ids(user)
-    return None if ids is None else (UsabilityCheck.site_id, ids)
+    return None if ids is None else Split(UsabilityCheck.site_id, ids, "ix_usability_checks_site_time")
 
 
 def list_incidents(user: User, site_id=None, open_only: bool | None = None) -> sa.Select:

@@ -22,8 +22,10 @@ class Finding(db.Model):
     __table_args__ = (
         sa.UniqueConstraint("site_id", "dedup_key", name="uq_findings_site_dedup"),
         # What uses each index: docs/benchmarks.md, "Indexes of findings" (`bench/bench_import.py --audit`).
-        # a site's status filters, the site page's open counts
-        sa.Index("ix_findings_site_status_sev", "site_id", "status", "severity_rank"),
+        # a site's findings most severe first (and so an operator's, site by site), its severity and
+        # status filters and counts, the site page's open counts; `id` before `status` so that the
+        # index's order within a site is the list's (severity, id)
+        sa.Index("ix_findings_site_sev_status", "site_id", "severity_rank", "id", "status"),
         # close_missing, a site's scanner filter
         sa.Index("ix_findings_site_scanner_status", "site_id", "scanner", "status"),
         # a site's lists by last and by first seen
@@ -31,6 +33,8 @@ class Finding(db.Model):
         sa.Index("ix_findings_site_first_seen", "site_id", "first_seen_at"),
         # lists across sites (an admin's, an operator's) by severity (the default order), last, first seen
         sa.Index("ix_findings_severity", "severity_rank"),
+        # an admin's status filters in severity order (status by status)
+        sa.Index("ix_findings_status_sev", "status", "severity_rank"),
         sa.Index("ix_findings_last_seen", "last_seen_at"),
         sa.Index("ix_findings_first_seen", "first_seen_at"),
     )

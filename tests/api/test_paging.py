@@ -151,31 +151,107 @@ def test_an_operators_big_list_read_site_by_site_is_the_same_list(operator, othe
         assert body["total_is_estimate"] is False  # counted to the end of the last page
 
 
-@pytest.mark.parametrize("sort", ["last_seen_at", "-first_seen_at"])
-def test_an_operators_big_finding_list_read_site_by_site_is_the_same_list(operator, monkeypatch, sort):
+def _findings(sites, count):
+    """`count` findings over `sites`, their severities, statuses and times interleaved, with ties, and
+    statuses that follow severity (as in real triage: walking one order for one status skips others)."""
+    from services.extensions import db
+    from services.models import SEVERITY_RANK, Finding
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    severities = ["critical", "high", "medium", "low", "info"]
+    statuses = {
+        "critical": "fixed",
+        "high": "confirmed",
+        "medium": "open",
+        "low": "open",
+        "info": "accepted_risk",
+    }
+    rows = []
+    for n in range(count):
+        severity = severities[(n * 7) % 5]
+        rows.append({"site_id": sites[n % len(sites)].id, "scanner": "s", "dedup_key": f"k{n}", "rule_id": "r",
+                     "title": "t", "severity": severity, "severity_rank": SEVERITY_RANK[severity],
+                     "status": statuses[severity] if n % 11 else "false_positive", "location": "",
+                     "first_seen_at": start + timedelta(hours=(n * 13) % 40),
+                     "last_seen_at": start + timedelta(hours=(n * 7) % 30)})  # fmt: skip
+    db.session.execute(sa.insert(Finding), rows)
+    db.session.commit()
+
+
+def _all_pages(caller, path, per_page=8):
+    got, page = [], 1
+    while True:
+        body = caller.get(f"{path}&per_page={per_page}&page={page}").get_json()
+        if not body["items"]:
+            return got
+        got += [item["id"] for item in body["items"]]
+        page += 1
+
+
+@pytest.mark.parametrize(
+    ("sort", "filters"),
+    [
+        ("last_seen_at", ""),
+        ("-first_seen_at", ""),
+        ("-severity", ""),
+        ("severity", ""),
+        ("-severity", "&status=open&status=fixed"),
+        ("-last_seen_at", "&status=false_positive"),
+        ("-severity", "&severity=high&severity=medium"),
+    ],
+)
+def test_an_operators_big_finding_list_read_site_by_site_is_the_same_list(
+    operator, monkeypatch, sort, filters
+):
     from services.extensions import db
     from services.findings import list_findings
-    from services.models import Finding
 
-    sites = [create_site(operator.user) for _ in range(3)]
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    db.session.execute(
-        sa.insert(Finding),
-        [
-            {"site_id": sites[n % 3].id, "scanner": "s", "dedup_key": f"k{n}", "rule_id": "r", "title": "t",
-             "severity": "high", "severity_rank": 3, "status": "open", "location": "",
-             "first_seen_at": start + timedelta(hours=(n * 13) % 40),
-             "last_seen_at": start + timedelta(hours=(n * 7) % 30)}
-            for n in range(60)
-        ],
-    )  # fmt: skip
-    db.session.commit()
-    monkeypatch.setattr(paging, "COUNT_EXACT_UP_TO", 10)
-    expected = [f.id for f in db.session.scalars(list_findings(operator.user, sort=sort))]
-    got = []
-    for page in range(1, 10):
-        got += [
-            item["id"]
-            for item in operator.get(f"/bugs?per_page=8&page={page}&sort={sort}").get_json()["items"]
-        ]
-    assert got == expected and len(got) == 60
+    _findings([create_site(operator.user) for _ in range(3)], 90)
+    monkeypatch.setattr(paging, "COUNT_EXACT_UP_TO", 5)
+    lists: dict[str, list[str]] = {}
+    for part in filter(None, filters.split("&")):
+        name, value = part.split("=")
+        lists.setdefault(name, []).append(value)
+    expected = [f.id for f in db.session.scalars(list_findings(operator.user, sort=sort, **lists))]
+    assert _all_pages(operator, f"/bugs?sort={sort}{filters}") == expected and len(expected) > 8
+
+
+@pytest.mark.parametrize("filters", ["&status=open", "&status=open&status=fixed&status=false_positive", ""])
+@pytest.mark.parametrize("sort", ["-severity", "severity"])
+def test_an_admins_status_filter_read_status_by_status_is_the_same_list(
+    admin, operator, monkeypatch, sort, filters
+):
+    """Across sites, a status filter in severity order is each status's first rows, merged."""
+    from services.extensions import db
+    from services.findings import list_findings
+
+    _findings([create_site(operator.user) for _ in range(2)], 90)
+    monkeypatch.setattr(paging, "COUNT_EXACT_UP_TO", 5)
+    status = [part.split("=")[1] for part in filters.split("&") if part] or None
+    expected = [f.id for f in db.session.scalars(list_findings(admin.user, sort=sort, status=status))]
+    body = admin.get(f"/bugs?sort={sort}{filters}&per_page=8").get_json()
+    assert body["total_is_estimate"] is True
+    assert _all_pages(admin, f"/bugs?sort={sort}{filters}") == expected and len(expected) > 8
+
+
+def test_a_split_read_goes_by_the_named_index_on_mysql(operator, admin, monkeypatch):
+    """MySQL is told which index reads each site or status (it walked a table-wide one instead); SQLite
+    is not."""
+    from services.extensions import db
+
+    _findings([create_site(operator.user) for _ in range(2)], 30)
+    monkeypatch.setattr(paging, "COUNT_EXACT_UP_TO", 5)
+    statements = []
+
+    def record(connection, cursor, statement, *args):
+        statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert operator.get("/bugs?sort=-last_seen_at&per_page=5").status_code == 200
+        assert admin.get("/bugs?status=open&status=fixed&per_page=5").status_code == 200
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+    expected = 1 if db.engine.dialect.name == "mysql" else 0
+    for index in ("ix_findings_site_last_seen", "ix_findings_status_sev"):
+        assert len([s for s in statements if f"FORCE INDEX ({index})" in s]) == expected, index

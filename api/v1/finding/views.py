@@ -36,8 +36,8 @@ class Findings(MethodView):
             q=args.get("q"),
             sort=args["sort"],
         )
-        by_site = findings.by_site(current_user(), args.get("site_id"), args["sort"])
-        return paginate(query, args, per_site=by_site)
+        split = findings.split_by(current_user(), args.get("site_id"), args.get("status"), args["sort"])
+        return paginate(query, args, split=split)
 
 
 @blp.route("/<id:finding_id>")

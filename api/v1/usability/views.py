@@ -25,7 +25,7 @@ def list_checks(args):
         args.get("until"),
         location=args.get("location"),
     )
-    return paginate(query, args, per_site=usability.checks_by_site(current_user(), args.get("site_id")))
+    return paginate(query, args, split=usability.checks_by_site(current_user(), args.get("site_id")))
 
 
 @blp.route("/summary")
