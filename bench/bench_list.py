@@ -1008,7 +1008,7 @@ def main():
             ],
             args,
         )
-        cold = cold_summaries(base, tokens["admin"], summary_keys, args)
+        cold = cold_summaries(base, tokens["admin"], summary_keys, args) if args.cold else None
         load_after = os.getloadavg()
 
     # The higher of the two: a baseline caught in a slow moment (other jobs on the machine) would flatter
@@ -1042,6 +1042,9 @@ def main():
         everything.append(f["p95"])
     if everything:
         print(f"\nworst search p95: {max(everything):.1f} ms")
+    if cold is None:  # --cold 0
+        print(f"logs: {work}")
+        return
     day, year = cold[args.sites + 1], cold[args.sites + 2]
     print(
         f"\ncold summaries (cache entry deleted before each, alternating, {day['n']} each):\n"
