@@ -35,6 +35,15 @@ DEFAULT_SORT = "-severity"
 SEVERITY_NAMES = {rank: name for name, rank in SEVERITY_RANK.items()}
 
 
+# Indexes whose order spans every site: never the way to one site's findings.
+TABLE_WIDE_INDEXES = (
+    "ix_findings_severity",
+    "ix_findings_status_sev",
+    "ix_findings_last_seen",
+    "ix_findings_first_seen",
+)
+
+
 def list_findings(
     user: User,
     site_id: int | None = None,
@@ -47,6 +56,11 @@ def list_findings(
     # Long text columns are left out of lists; GET /bugs/{id} has them.
     query = sa.select(Finding).options(defer(Finding.description), defer(Finding.evidence))
     query = filter_visible(query, Finding.site_id, user, site_id)
+    if site_id is not None:
+        # One site's list has its own (site_id, ...) index for every order. MySQL took a table-wide
+        # order index when a filter seemed to make the site's rows rare (for site 1's fixed zap findings
+        # it walked 270,000 fixed ones of other sites: 4.6 s); told to ignore those, 0.1 s.
+        query = query.with_hint(Finding, f"IGNORE INDEX ({', '.join(TABLE_WIDE_INDEXES)})", "mysql")
     if severity:
         # On the rank, which the (site_id, severity_rank, id, status) and (severity_rank) indexes hold.
         query = query.where(Finding.severity_rank.in_(sorted({SEVERITY_RANK[name] for name in severity})))
