@@ -21,6 +21,7 @@ import hashlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -222,25 +223,28 @@ def reindex(finding_ids: list[int]) -> None:
     db.session.add_all(SearchHole(lo=i, hi=i, found_at=now) for i in sorted(set(finding_ids)))
 
 
-def index_pending(batch: int = INDEX_BATCH, budget_s: float = 30.0) -> int:
+def index_pending(
+    batch: int = INDEX_BATCH, budget_s: float = 30.0, pause: Callable[[], bool] | None = None
+) -> int:
     """Index findings the index has not reached, batch by batch (one transaction each), for at most
-    `budget_s`; returns how many findings were indexed. Several workers may call it: on MySQL a named
-    lock lets one at a time in, the others return 0."""
+    `budget_s` and while `pause()` is false (checked before each batch); returns how many findings were
+    indexed. Several workers may call it: on MySQL a named lock lets one at a time in, the others
+    return 0."""
     engine = db.engine
     if engine.dialect.name == "mysql":
         from services.locks import lock_name, mysql_named_lock
 
         with mysql_named_lock(engine, lock_name("ce_search_", engine, "index")) as acquired:
-            return _index_pending(batch, budget_s) if acquired else 0
-    return _index_pending(batch, budget_s)
+            return _index_pending(batch, budget_s, pause) if acquired else 0
+    return _index_pending(batch, budget_s, pause)
 
 
-def _index_pending(batch: int, budget_s: float) -> int:
+def _index_pending(batch: int, budget_s: float, pause: Callable[[], bool] | None) -> int:
     from services.models import Finding, SearchHole
 
     deadline = time.monotonic() + budget_s
     done = _recheck_holes()
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not (pause is not None and pause()):
         indexed_to, _ = _watermark()
         rows = db.session.execute(
             sa.select(Finding.id, Finding.site_id, Finding.title, Finding.location)

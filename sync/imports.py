@@ -55,6 +55,8 @@ class ImportQueue:
         self.root = Path(data_dir) / "imports"
         self.locks = self.root / ".locks"
         self.max_attempts = max(1, max_attempts)
+        # Set while this worker runs an import: the search indexer waits for it (sync/worker.py).
+        self.importing = threading.Event()
 
     def run(self, stopping: threading.Event | None = None) -> dict[str, int]:
         """One pass: every queued import (and every running one whose worker died), oldest first; then
@@ -105,7 +107,11 @@ class ImportQueue:
                         "nothing of it was written",
                     )
                 log.warning("import %s: its sync worker stopped during it; running it again", import_id)
-            return self._run(record, stopping)
+            self.importing.set()
+            try:
+                return self._run(record, stopping)
+            finally:
+                self.importing.clear()
 
     def _run(self, record: FindingImport, stopping: threading.Event | None) -> str:
         import_id = record.id

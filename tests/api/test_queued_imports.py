@@ -205,3 +205,29 @@ def test_texts_are_stored_as_given_whatever_they_contain(operator, site, queue, 
     assert titles == {tricky.replace("\x00", "") + str(n) for n in range(50)}
     locations = set(db.session.scalars(sa.select(Finding.location).where(Finding.rule_id == "r%s")))
     assert "https://a.test/7%" in locations
+
+
+def test_the_search_indexer_waits_while_the_worker_imports(
+    app, operator, site, queue, queue_above, monkeypatch
+):
+    """The queue says when it imports (the sync worker's indexer pauses then), only then, and the
+    indexer stops before its next batch when told to."""
+    from services import imports, search
+
+    seen = []
+    real_import = imports.import_report
+
+    def spying(*args, **kwargs):
+        seen.append(queue.importing.is_set())
+        return real_import(*args, **kwargs)
+
+    monkeypatch.setattr("sync.imports.import_report", spying)
+    assert upload(operator, site.id, REPORT, filename="big.jsonl").status_code == 202
+    assert not queue.importing.is_set()
+    assert queue.run() == {"done": 1}
+    assert seen == [True] and not queue.importing.is_set()
+
+    # 300 findings in batches of 100: paused after the first batch, then free to finish.
+    calls = []
+    assert search.index_pending(batch=100, pause=lambda: calls.append(1) or len(calls) > 1) == 100
+    assert search.index_pending(batch=100, pause=lambda: False) == 200
