@@ -6,6 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from services import paging
+from tests.api.helpers import statements
 from tests.factories import create_site
 
 
@@ -27,19 +28,10 @@ def test_every_page_reports_the_exact_total(sites_25, page, count, total):
 
 def test_one_bounded_count_per_page(sites_25, app):
     """Every page is counted once, with the count cut at the bound (never a COUNT of the whole table)."""
-    from services.extensions import db
 
-    statements = []
-
-    def record(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", record)
-    try:
+    with statements() as sent:
         assert sites_25.get("/sites?per_page=10&page=3").get_json()["total"] == 25
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", record)
-    counts = [s for s in statements if "count(" in s.lower()]
+    counts = [s for s in sent if "count(" in s.lower()]
     assert len(counts) == 1 and "LIMIT" in counts[0].upper()
 
 
@@ -241,20 +233,12 @@ def test_a_split_read_goes_by_the_named_index_on_mysql(operator, admin, monkeypa
 
     _findings([create_site(operator.user) for _ in range(2)], 30)
     monkeypatch.setattr(paging, "COUNT_EXACT_UP_TO", 5)
-    statements = []
-
-    def record(connection, cursor, statement, *args):
-        statements.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", record)
-    try:
+    with statements() as sent:
         assert operator.get("/bugs?sort=-last_seen_at&per_page=5").status_code == 200
         assert admin.get("/bugs?status=open&status=fixed&per_page=5").status_code == 200
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", record)
     expected = 1 if db.engine.dialect.name == "mysql" else 0
     for index in ("ix_findings_site_last_seen", "ix_findings_status_sev"):
-        assert len([s for s in statements if f"FORCE INDEX ({index})" in s]) == expected, index
+        assert len([s for s in sent if f"FORCE INDEX ({index})" in s]) == expected, index
 
 
 def test_one_sites_findings_never_go_by_a_table_wide_index_on_mysql(operator):
@@ -265,19 +249,11 @@ def test_one_sites_findings_never_go_by_a_table_wide_index_on_mysql(operator):
 
     site = create_site(operator.user)
     _findings([site], 30)
-    statements = []
-
-    def record(connection, cursor, statement, *args):
-        statements.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", record)
-    try:
+    with statements() as sent:
         body = operator.get(f"/bugs?site_id={site.id}&status=open&per_page=5").get_json()
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", record)
     expected = db.session.scalars(list_findings(operator.user, site_id=site.id, status=["open"])).all()
     assert body["total"] == len(expected) > 5
     assert [item["id"] for item in body["items"]] == [finding.id for finding in expected[:5]]
-    read = [s for s in statements if "FROM findings" in s]
+    read = [s for s in sent if "FROM findings" in s]
     hinted = [s for s in read if "IGNORE INDEX (ix_findings_severity, ix_findings_status_sev" in s]
     assert read and len(hinted) == (len(read) if db.engine.dialect.name == "mysql" else 0)
