@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pymysql
@@ -24,6 +23,7 @@ from sqlalchemy.engine import make_url
 from services.config import API_PREFIX
 from tests import settings
 from tests.factories import create_site, create_user, token_for
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(settings.BACKEND != "mysql", reason="row locks need MariaDB/MySQL")
@@ -33,17 +33,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def _wait_until(predicate, timeout: float, what: str, step: float = 0.05):
-    """Poll until `predicate()` is truthy; a bound so a broken setup fails instead of hanging."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -82,7 +71,7 @@ def server(app, test_env, tmp_path):
             return False
 
     try:
-        _wait_until(ready, 60, "gunicorn to answer /healthz")
+        wait_until(ready, 60, "gunicorn to answer /healthz", interval=0.05)
         yield base, process
     finally:
         process.send_signal(signal.SIGTERM)
@@ -163,7 +152,7 @@ def test_a_request_blocked_on_a_row_lock_does_not_stall_the_worker(server, test_
                 return cursor.fetchone()[0] > 0
 
         # Reaching the UPDATE may take a while on a busy machine; the lock wait only starts there.
-        _wait_until(patch_waits_on_our_lock, 60, "the PATCH to wait on the row lock")
+        wait_until(patch_waits_on_our_lock, 60, "the PATCH to wait on the row lock", interval=0.05)
 
         # The worker is busy with a PATCH stuck in the database; these go to the same worker.
         answers = {
