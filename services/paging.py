@@ -19,7 +19,6 @@ from typing import NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BinaryExpression, UnaryExpression
-from sqlalchemy.sql.visitors import replacement_traverse
 
 from services.extensions import db
 
@@ -93,16 +92,35 @@ def _page_by_ids(query: sa.Select, key, per_page: int, offset: int) -> list:
 def _split_page_ids(query: sa.Select, key, split: Split, per_page: int, offset: int) -> list:
     """The page's ids, read as each value's first `offset + per_page` rows (key and sort columns only)
     and merged by the database: one statement, 20 ids back (the merge in Python received 55 x 20 ids
-    and sent them back in an IN list). The query is narrowed and cut once, before its copies per value:
-    copying the entity's query per value cost 4 ms of Python each."""
+    and sent them back in an IN list).
+
+    The parts share one narrowed, cut statement and differ by a criterion added to it (a shallow copy):
+    copying the query per value with its `column IN (values)` swapped for `column = value` cost 0.4 ms
+    of Python each, 20 ms of an operator's 30 ms request over 55 sites. (With the equality beside the
+    list instead, the optimizer looked at every site of the list in every part: 55 x 55 index dives.)"""
     order = []  # (column, descending) of the query's ORDER BY
     for clause in query._order_by_clauses:  # SQLAlchemy has no public reader of a select's order
         descending = isinstance(clause, UnaryExpression) and clause.modifier is operators.desc_op
         ascending = isinstance(clause, UnaryExpression) and clause.modifier is operators.asc_op
         order.append((clause.element if descending or ascending else clause, descending))
     columns = [key.label("k"), *(column.label(f"o{n}") for n, (column, _) in enumerate(order))]
-    firsts = _by_index(query.with_only_columns(*columns).limit(offset + per_page), split.index)
-    parts = [sa.select(*_one_value(firsts, split.column, value).subquery().c) for value in split.values]
+    target = split.column.expression if hasattr(split.column, "expression") else split.column
+    # The query's criteria but `column IN (values)` (again no public reader).
+    criteria = [c for c in query._where_criteria if not _is_in_list_of(c, target)]
+    first_rows = (
+        sa.select(*columns)
+        .select_from(*query.get_final_froms())
+        .where(*criteria)
+        .order_by(*query._order_by_clauses)
+        .limit(offset + per_page)
+    )
+    first_rows = _by_index(first_rows, split.index)
+    # MySQL takes each part in parentheses with its own ORDER BY and LIMIT; SQLite only as a subquery.
+    wrap = db.session.get_bind().dialect.name == "sqlite"
+    parts = []
+    for value in split.values:
+        part = first_rows.where(target == value)
+        parts.append(sa.select(*part.subquery().c) if wrap else part)
     merged = sa.union_all(*parts).subquery("merged")
     sort = [
         merged.c[f"o{n}"].desc() if desc else merged.c[f"o{n}"].asc() for n, (_, desc) in enumerate(order)
@@ -118,24 +136,14 @@ def _by_index(query: sa.Select, index: str | None) -> sa.Select:
     return query.with_hint(table, f"FORCE INDEX ({index})", dialect_name="mysql")
 
 
-def _one_value(query: sa.Select, column, value) -> sa.Select:
-    """`query` with its `column IN (values)` criterion replaced by `column = value`. (Adding the
-    equality beside the list made the optimizer look at every site of the list in every one of the
-    per-site queries: 55 x 55 index dives, half a second for an operator's page.)"""
-    target = column.expression if hasattr(column, "expression") else column
-
-    def replace(element, **_):
-        if (
-            isinstance(element, BinaryExpression)
-            and element.operator is operators.in_op
-            and isinstance(element.left, sa.Column | sa.sql.elements.ColumnClause)
-            and element.left.compare(target)
-        ):
-            return target == value
-        return None
-
-    replaced = replacement_traverse(query, {}, replace)
-    return replaced if replaced is not query else query.where(target == value)
+def _is_in_list_of(criterion, column) -> bool:
+    """Whether `criterion` is `column IN (...)`."""
+    return (
+        isinstance(criterion, BinaryExpression)
+        and criterion.operator is operators.in_op
+        and isinstance(criterion.left, sa.Column | sa.sql.elements.ColumnClause)
+        and criterion.left.compare(column)
+    )
 
 
 def _single_key(query: sa.Select):

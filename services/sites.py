@@ -313,12 +313,31 @@ def only_visible_sites(query: sa.Select, site_id_column, user: User) -> sa.Selec
 def visible_ids(user: User) -> list[int] | None:
     """The ids of the sites `user` may read, resolved now; None for an admin (all). Two indexed lookups
     (owned, shared) rather than `visible_site_ids`, whose OR made MariaDB scan the owner index of every
-    site (10,000 entries on each list request of an operator)."""
+    site (10,000 entries on each list request of an operator).
+
+    Read once per transaction (a list request asks for them twice: to filter and to read site by site);
+    the answer is forgotten when the transaction ends or the session writes anything."""
     if user.is_admin:
         return None
-    owned = db.session.scalars(sa.select(Site.id).where(Site.owner_id == user.id)).all()
-    shared = db.session.scalars(sa.select(SiteMember.site_id).where(SiteMember.user_id == user.id)).all()
-    return sorted(set(owned) | set(shared))
+    session = db.session
+    known = session.info.get(_VISIBLE_MEMO, {}).get(user.id)
+    if known is not None and not (session.new or session.dirty or session.deleted):
+        return list(known)
+    # The reads flush pending changes first (which forgets every memo: after_flush below).
+    owned = session.scalars(sa.select(Site.id).where(Site.owner_id == user.id)).all()
+    shared = session.scalars(sa.select(SiteMember.site_id).where(SiteMember.user_id == user.id)).all()
+    known = tuple(sorted(set(owned) | set(shared)))
+    session.info.setdefault(_VISIBLE_MEMO, {})[user.id] = known
+    return list(known)
+
+
+_VISIBLE_MEMO = "cloudeye_visible_site_ids"
+
+
+@sa.event.listens_for(sa.orm.Session, "after_transaction_end")
+@sa.event.listens_for(sa.orm.Session, "after_flush")
+def _forget_visible_ids(session, *_):
+    session.info.pop(_VISIBLE_MEMO, None)
 
 
 def can_write(user: User, site: Site) -> bool:

@@ -106,3 +106,26 @@ def test_numeric_host_forms_are_refused_whatever_the_setting(ctx, url):
 )
 def test_without_userinfo_keeps_the_host_as_written(url, expected):
     assert sites.without_userinfo(url) == expected
+
+
+def test_visible_ids_are_read_once_a_transaction_and_forgotten_on_writes(ctx):
+    from services.extensions import db
+    from services.models import SiteMember
+    from tests.api.helpers import statements
+
+    owner, reader = create_user("operator"), create_user("operator")
+    first = sites.create_site(owner, dict(VALID))
+    second = sites.create_site(owner, {**VALID, "name": "Second"})
+    db.session.add(SiteMember(site_id=first.id, user_id=reader.id, permission="read"))
+    db.session.commit()
+
+    assert sites.visible_ids(reader) == [first.id]
+    with statements() as seen:
+        assert sites.visible_ids(reader) == [first.id]
+    assert not [sql for sql in seen if "site" in sql], "the second call read the sites again"
+
+    # A write in the same transaction (autoflushed before the read) is seen.
+    db.session.add(SiteMember(site_id=second.id, user_id=reader.id, permission="read"))
+    assert sites.visible_ids(reader) == [first.id, second.id]
+    db.session.rollback()
+    assert sites.visible_ids(reader) == [first.id]
