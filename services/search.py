@@ -37,8 +37,11 @@ TEXTS_MAX = 20_000
 CANDIDATES_MAX = 10_000
 # More unindexed findings than this: the indexer is far behind, LIKE alone answers.
 TAIL_MAX = 50_000
-# The query's rarest trigrams whose texts are intersected.
+# The query's rarest trigrams whose texts are intersected: at most this many, and only those listing at
+# most GRAM_LIST_RATIO times as many texts as the rarest (reading a long list costs more than checking
+# LIKE on the few extra texts a shorter intersection lets through).
 GRAMS_USED = 3
+GRAM_LIST_RATIO = 5
 # A hole (an id the indexer passed while it was missing) is looked at again until this old.
 HOLE_TTL = timedelta(hours=24)
 BUCKET = 0  # the gram of texts that are not plain ASCII
@@ -113,9 +116,10 @@ def finding_ids(q: str, site_ids: list[int] | None) -> list[int] | None:
             ).all()
         )
         rarest = sorted(grams, key=lambda gram: (counts.get(gram, 0), gram))[:GRAMS_USED]
-        if counts.get(rarest[0], 0) > TEXTS_MAX:
+        fewest = counts.get(rarest[0], 0)
+        if fewest > TEXTS_MAX:
             return None
-        listed = _texts_with_all(rarest)
+        listed = _texts_with_all([g for g in rarest if counts.get(g, 0) <= GRAM_LIST_RATIO * max(fewest, 1)])
     elif _plain(q) and len(q) < 3:
         # One or two characters: the texts of every trigram that contains them (a plain text of 3 or
         # more characters that contains q has one), when those are few.
@@ -171,16 +175,15 @@ def finding_ids(q: str, site_ids: list[int] | None) -> list[int] | None:
 
 
 def _texts_with_all(grams: list[int]) -> sa.Select:
-    """Texts under the first gram that are also under the others (primary-key lookups)."""
+    """Texts listed under every one of `grams`: their (gram, text_id) index ranges read in order and
+    grouped. (Probing the primary key for each text of the rarest list instead was random reads in a
+    table of 2.3 GB at 1M findings: 48 to 250 ms, against 5 to 20 ms for the ranges.)"""
     from services.models import SearchGram
 
-    listed = sa.select(SearchGram.text_id).where(SearchGram.gram == grams[0])
-    for gram in grams[1:]:
-        other = sa.orm.aliased(SearchGram)
-        listed = listed.where(
-            sa.exists().where(other.gram == gram, other.text_id == SearchGram.text_id).correlate(SearchGram)
-        )
-    return listed
+    listed = sa.select(SearchGram.text_id).where(SearchGram.gram.in_(grams))
+    if len(grams) == 1:
+        return listed
+    return listed.group_by(SearchGram.text_id).having(sa.func.count() == len(grams))
 
 
 def _grams_containing(chars: str) -> dict[int, int]:
