@@ -13,9 +13,9 @@ from sqlalchemy.orm import defer
 from services import search
 from services.extensions import db
 from services.models import ACTIVE_STATUSES, SEVERITY_RANK, Finding, FindingImport, User
-from services.paging import Split
+from services.paging import Split, count_bound, envelope, paginate
 from services.search import contains_text
-from services.sites import filter_visible, get_site_row, invalidate_site, visible_ids
+from services.sites import filter_visible, get_site, get_site_row, invalidate_site, visible_ids
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,44 @@ def list_findings(
         if candidates is not None:
             query = query.where(Finding.id.in_(candidates))
     return query.order_by(*SORTS[sort])
+
+
+def list_page(
+    user: User,
+    page: int,
+    per_page: int,
+    site_id: int | None = None,
+    severity: list[str] | None = None,
+    status: list[str] | None = None,
+    scanner: str | None = None,
+    q: str | None = None,
+    sort: str = DEFAULT_SORT,
+) -> dict:
+    """One page of findings with its total (the API's /bugs and the console's site page).
+
+    A search in severity or id order, filtered at most by site and severity, is read off the search
+    index's references, which carry both (services.search.page_by_refs): walking the findings in that
+    order with LIKE read every finding of a higher severity than a common word's matches first. Any other
+    list is `list_findings` through paging."""
+    offset = (page - 1) * per_page
+    if q and sort in search.REF_ORDERS and not status and not scanner:
+        if site_id is not None:
+            get_site(user, site_id)  # 404 when the user may not see it
+        ranks = sorted({SEVERITY_RANK[name] for name in severity}) if severity else None
+        site_ids = [site_id] if site_id is not None else visible_ids(user)
+        bound = count_bound(offset, per_page)
+        found = search.page_by_refs(q, site_ids, ranks, sort, per_page, offset, bound)
+        if found is not None:
+            ids, total, estimate = found
+            rows = sa.select(Finding).options(defer(Finding.description), defer(Finding.evidence))
+            items = (
+                db.session.scalars(rows.where(Finding.id.in_(ids)).order_by(*SORTS[sort])).all()
+                if ids
+                else []
+            )
+            return envelope(items, total, page, per_page, estimate)
+    query = list_findings(user, site_id, severity, status, scanner, q, sort)
+    return paginate(query, {"page": page, "per_page": per_page}, split=split_by(user, site_id, status, sort))
 
 
 # The index on (site_id, the sort's column) each sort reads a site by (paginate's `split`).

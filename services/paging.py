@@ -55,7 +55,7 @@ def paginate(
     sites; the open findings of 1M sorted by severity, all of them below 500,000 others)."""
     page, per_page = args["page"], args["per_page"]
     offset = (page - 1) * per_page
-    bound = max(COUNT_EXACT_UP_TO, offset + per_page)
+    bound = count_bound(offset, per_page)
     counted = count_query if count_query is not None else query.order_by(None)
     # Only a constant per row: the database may count off an index without reading the rows (with the
     # entity's columns the cut subquery was materialised row by row: 14 ms against 1 for 1,001 ids).
@@ -118,17 +118,24 @@ def _split_page_ids(query: sa.Select, key, split: Split, per_page: int, offset: 
         .limit(offset + per_page)
     )
     first_rows = _by_index(first_rows, split.index)
-    # MySQL takes each part in parentheses with its own ORDER BY and LIMIT; SQLite only as a subquery.
-    wrap = db.session.get_bind().dialect.name == "sqlite"
-    parts = []
-    for value in split.values:
-        part = first_rows.where(target == value)
-        parts.append(sa.select(*part.subquery().c) if wrap else part)
-    merged = sa.union_all(*parts).subquery("merged")
+    merged = union_of_cut([first_rows.where(target == value) for value in split.values])
     sort = [
         merged.c[f"o{n}"].desc() if desc else merged.c[f"o{n}"].asc() for n, (_, desc) in enumerate(order)
     ]
     return sa.select(merged.c.k).order_by(*sort).limit(per_page).offset(offset)
+
+
+def union_of_cut(parts) -> sa.Subquery:
+    """UNION ALL of selects that each have their own ORDER BY and LIMIT, as a subquery `merged`. MySQL
+    takes each part in parentheses; SQLite only as a subquery of its own."""
+    if db.session.get_bind().dialect.name == "sqlite":
+        parts = [sa.select(*part.subquery().c) for part in parts]
+    return sa.union_all(*parts).subquery("merged")
+
+
+def count_bound(offset: int, per_page: int) -> int:
+    """How far a list counts: COUNT_EXACT_UP_TO, or the end of the requested page when that is further."""
+    return max(COUNT_EXACT_UP_TO, offset + per_page)
 
 
 def _by_index(query: sa.Select, index: str | None) -> sa.Select:

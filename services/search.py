@@ -23,11 +23,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, sqlite
 
 from services.extensions import db
+from services.paging import union_of_cut
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +101,25 @@ def _digest(text: str) -> str:
 # --- searching ------------------------------------------------------------------------------------------
 
 
-def finding_ids(q: str, site_ids: list[int] | None) -> list[int] | None:
-    """Ids of findings that may contain `q` in title or location (every one that does), of `site_ids`
-    (None: every site); None when the index would not help (then LIKE alone filters)."""
-    from services.models import Finding, SearchGram, SearchGramCount, SearchRef, SearchText
+class TextMatch(NamedTuple):
+    """What the index says of a query: `texts`, the ids of the texts that contain it (LIKE already
+    checked on them: exact), and the watermark, below which every finding outside the holes is indexed."""
 
-    if site_ids == []:
-        return []
+    texts: sa.Select
+    indexed_to: int
+    holes: list[tuple[int, int]]
+
+    def unindexed(self, finding_id) -> sa.ColumnElement:
+        """The criterion on a finding id column of the findings the index does not cover (the tail)."""
+        return sa.or_(finding_id > self.indexed_to, *(finding_id.between(lo, hi) for lo, hi in self.holes))
+
+
+def match_texts(q: str) -> TextMatch | None:
+    """The texts that contain `q` (a select of their ids), or None when the index would not help (a
+    query whose every trigram is common, one or two characters found in too many trigrams, too many
+    texts that are not plain ASCII, an indexer far behind): then LIKE alone filters."""
+    from services.models import Finding, SearchGram, SearchGramCount, SearchText
+
     grams = query_grams(q)
     if grams:
         counts = dict(
@@ -139,16 +153,31 @@ def finding_ids(q: str, site_ids: list[int] | None) -> list[int] | None:
     if newest - indexed_to > TAIL_MAX:
         return None
     pattern = f"%{escape_like(q)}%"
-
-    # The listed texts and the bucket, checked with LIKE.
+    # The listed texts and the bucket (texts that are not plain ASCII: never listed under a trigram),
+    # checked with LIKE. The two never share a text.
     bucket = sa.select(SearchGram.text_id).where(SearchGram.gram == BUCKET)
-    texts = []
-    for source in (listed, bucket):
-        texts += db.session.scalars(
+    texts = sa.union_all(
+        *(
             sa.select(SearchText.id).where(
                 SearchText.id.in_(source), SearchText.text.like(pattern, escape="\\")
             )
-        ).all()
+            for source in (listed, bucket)
+        )
+    )
+    return TextMatch(sa.select(texts.subquery().c.id), indexed_to, holes)
+
+
+def finding_ids(q: str, site_ids: list[int] | None) -> list[int] | None:
+    """Ids of findings that may contain `q` in title or location (every one that does), of `site_ids`
+    (None: every site); None when the index would not help (then LIKE alone filters)."""
+    from services.models import Finding, SearchRef
+
+    if site_ids == []:
+        return []
+    match = match_texts(q)
+    if match is None:
+        return None
+    texts = db.session.scalars(match.texts).all()
     ids: set[int] = set()
     for start in range(0, len(texts), 1000):
         refs = sa.select(SearchRef.finding_id).where(SearchRef.text_id.in_(texts[start : start + 1000]))
@@ -162,9 +191,8 @@ def finding_ids(q: str, site_ids: list[int] | None) -> list[int] | None:
             return None
 
     # The tail: not indexed yet, checked with LIKE (an id range of the primary key).
-    unindexed = [Finding.id > indexed_to] + [Finding.id.between(lo, hi) for lo, hi in holes]
     tail = sa.select(Finding.id).where(
-        sa.or_(*unindexed), contains_text((Finding.title, Finding.location), q)
+        match.unindexed(Finding.id), contains_text((Finding.title, Finding.location), q)
     )
     if site_ids is not None:
         tail = tail.where(Finding.site_id.in_(site_ids))
@@ -172,6 +200,88 @@ def finding_ids(q: str, site_ids: list[int] | None) -> list[int] | None:
     if len(ids) > CANDIDATES_MAX:
         return None
     return sorted(ids)
+
+
+# The orders a search's page is read in off the references: (column, descending) of the merged rows.
+REF_ORDERS = {
+    "-severity": (("rank", True), ("id", True)),
+    "severity": (("rank", False), ("id", False)),
+    "-id": (("id", True),),
+    "id": (("id", False),),
+}
+
+
+def page_by_refs(
+    q: str,
+    site_ids: list[int] | None,
+    ranks: list[int] | None,
+    sort: str,
+    per_page: int,
+    offset: int,
+    bound: int,
+) -> tuple[list[int], int, bool] | None:
+    """One page of the findings of `site_ids` (None: every site) with a severity rank in `ranks` (None:
+    any) that contain `q`, in a REF_ORDERS order: (the page's finding ids in order, total, whether the
+    total is a bound: more than `bound` match). None when the index would not help.
+
+    Read off the references of the matching texts, which carry each finding's site and severity, plus
+    the unindexed findings with LIKE, each side cut at what the page (or the count) needs and merged by
+    the database: a common word's first page no longer walks every finding of a higher severity than its
+    matches (1.6 s for `redirect` at 1M findings)."""
+    from services.models import Finding, SearchRef
+
+    if site_ids == []:
+        return [], 0, False
+    match = match_texts(q)
+    if match is None:
+        return None
+    # Indexed findings by their references, the others (the tail) by LIKE: the two never overlap, and
+    # a finding has at most two references (its title and its location may both contain q).
+    refs = sa.select(SearchRef.finding_id.label("id"), SearchRef.severity_rank.label("rank")).where(
+        SearchRef.text_id.in_(match.texts), sa.not_(match.unindexed(SearchRef.finding_id))
+    )
+    tail = sa.select(Finding.id.label("id"), Finding.severity_rank.label("rank")).where(
+        match.unindexed(Finding.id), contains_text((Finding.title, Finding.location), q)
+    )
+    if site_ids is not None:
+        refs = refs.where(SearchRef.site_id.in_(site_ids))
+        tail = tail.where(Finding.site_id.in_(site_ids))
+    if ranks is not None:
+        refs = refs.where(SearchRef.severity_rank.in_(ranks))
+        tail = tail.where(Finding.severity_rank.in_(ranks))
+    columns = {"refs": {"id": SearchRef.finding_id, "rank": SearchRef.severity_rank},
+               "tail": {"id": Finding.id, "rank": Finding.severity_rank}}  # fmt: skip
+
+    # The count: the first 2 x (bound + 1) rows, in any order; if that many came, more than `bound`
+    # findings match.
+    cut = 2 * (bound + 1)
+    found = set(
+        db.session.scalars(sa.select(union_of_cut((refs.limit(cut), tail.limit(cut))).c.id).limit(cut))
+    )
+    total = min(len(found), bound)
+    estimate = len(found) > bound
+    if offset >= total and not estimate:
+        return [], total, False
+
+    # The page: each side's first rows in the order (twice the rows the page needs: a finding may come
+    # twice), merged.
+    need = 2 * (offset + per_page)
+    order = REF_ORDERS[sort]
+
+    def first_rows(part, side):
+        cols = columns[side]
+        return part.order_by(
+            *(cols[name].desc() if desc else cols[name].asc() for name, desc in order)
+        ).limit(need)
+
+    merged = union_of_cut((first_rows(refs, "refs"), first_rows(tail, "tail")))
+    rows = db.session.scalars(
+        sa.select(merged.c.id)
+        .order_by(*(merged.c[name].desc() if desc else merged.c[name].asc() for name, desc in order))
+        .limit(need)
+    ).all()
+    ids = list(dict.fromkeys(rows))  # in order, each once
+    return ids[offset : offset + per_page], total, estimate
 
 
 def _texts_with_all(grams: list[int]) -> sa.Select:
@@ -250,7 +360,7 @@ def _index_pending(batch: int, budget_s: float, pause: Callable[[], bool] | None
     while time.monotonic() < deadline and not (pause is not None and pause()):
         indexed_to, _ = _watermark()
         rows = db.session.execute(
-            sa.select(Finding.id, Finding.site_id, Finding.title, Finding.location)
+            sa.select(Finding.id, Finding.site_id, Finding.severity_rank, Finding.title, Finding.location)
             .where(Finding.id > indexed_to)
             .order_by(Finding.id)
             .limit(batch)
@@ -299,9 +409,9 @@ def _recheck_holes() -> int:
     found = 0
     for hole in holes:
         rows = db.session.execute(
-            sa.select(Finding.id, Finding.site_id, Finding.title, Finding.location).where(
-                Finding.id.between(hole.lo, hole.hi)
-            )
+            sa.select(
+                Finding.id, Finding.site_id, Finding.severity_rank, Finding.title, Finding.location
+            ).where(Finding.id.between(hole.lo, hole.hi))
         ).all()
         if rows:
             _index_rows(rows, fresh=False)
@@ -315,19 +425,19 @@ def _recheck_holes() -> int:
 
 
 def _index_rows(rows, fresh: bool) -> None:
-    """Texts, trigrams and references of `rows` (id, site_id, title, location). `fresh`: never indexed
-    before (else their old references are replaced)."""
+    """Texts, trigrams and references of `rows` (id, site_id, severity_rank, title, location). `fresh`:
+    never indexed before (else their old references are replaced)."""
     from services.models import SearchRef, SearchText
 
     by_digest: dict[str, str] = {}
-    wanted: list[tuple[str, int, int]] = []  # (digest, site_id, finding_id)
+    wanted: list[tuple[str, int, int, int]] = []  # (digest, site_id, finding_id, severity_rank)
     for row in rows:
         for text in {row.title, row.location}:
             if not text:
                 continue
             digest = _digest(text)
             by_digest[digest] = text
-            wanted.append((digest, row.site_id, row.id))
+            wanted.append((digest, row.site_id, row.id, row.severity_rank))
     if not fresh:
         db.session.execute(sa.delete(SearchRef).where(SearchRef.finding_id.in_([row.id for row in rows])))
     text_ids = _text_ids(list(by_digest))
@@ -346,7 +456,10 @@ def _index_rows(rows, fresh: bool) -> None:
         _add_counts(counts)
     _insert_ignore(
         "search_refs",
-        [{"text_id": text_ids[d], "site_id": site, "finding_id": finding} for d, site, finding in wanted],
+        [
+            {"text_id": text_ids[d], "site_id": site, "finding_id": finding, "severity_rank": rank}
+            for d, site, finding, rank in wanted
+        ],
     )
 
 

@@ -14,7 +14,6 @@ from services.errors import Conflict, DomainError, Invalid
 from services.extensions import db
 from services.findings import DEFAULT_SORT, SORTS
 from services.models import FINDING_STATUSES, FORMATS, SEVERITIES, SITE_STATES
-from services.paging import paginate
 from services.schemas import SiteWriteSchema
 from services.uploads import accepts_upload, offload
 
@@ -58,10 +57,7 @@ def site(site_id):
     user = current_user()
     detail = dashboard.site_detail(user, site_id)
     filters = _finding_filters()
-    page = paginate(
-        findings.list_findings(user, site_id=site_id, **filters),
-        {"page": _page_arg(), "per_page": FINDINGS_PER_PAGE},
-    )
+    page = findings.list_page(user, _page_arg(), FINDINGS_PER_PAGE, site_id=site_id, **filters)
     return render_template(
         "console/site.html",
         d=detail,

@@ -49,7 +49,8 @@ class SearchGramCount(db.Model):
 
 
 class SearchRef(db.Model):
-    """A finding whose title or location is the text. Goes with its finding (ON DELETE CASCADE)."""
+    """A finding whose title or location is the text, with the finding's severity rank. Goes with its
+    finding (ON DELETE CASCADE)."""
 
     __tablename__ = "search_refs"
     __table_args__ = (sa.Index("ix_search_refs_finding", "finding_id"),)
@@ -59,6 +60,8 @@ class SearchRef(db.Model):
     finding_id: Mapped[int] = mapped_column(
         BigId, sa.ForeignKey("findings.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
     )
+    # The finding's, which never changes: a search's page in severity order is read off the references.
+    severity_rank: Mapped[int] = mapped_column(sa.SmallInteger, server_default="0")
 
 
 class SearchState(db.Model):

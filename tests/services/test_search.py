@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from services import search
 from services.extensions import db
-from services.findings import list_findings
+from services.findings import SORTS, list_findings, list_page
 from services.models import Finding, SearchRef, SearchState
 from services.search import contains_text
 from tests.factories import create_site, create_user, share
@@ -95,10 +95,20 @@ def listed_ids(user, q, site_id=None) -> list[int]:
     )
 
 
+def paged_ids(user, q, site_id=None, sort="id") -> list[int]:
+    """The ids of list_page's one big page (read off the search references when the index can answer)."""
+    page = list_page(user, 1, 10_000, site_id=site_id, q=q, sort=sort)
+    assert page["total"] == len(page["items"]) and not page["total_is_estimate"]
+    return sorted(f.id for f in page["items"])
+
+
 def assert_same_as_like(users, queries=QUERIES) -> None:
     for user in users:
         for q in queries:
-            assert listed_ids(user, q) == like_ids(user, q), (user.role, q)
+            expected = like_ids(user, q)
+            assert listed_ids(user, q) == expected, (user.role, q)
+            for sort in ("id", "-severity"):
+                assert paged_ids(user, q, sort=sort) == expected, (user.role, q, sort)
 
 
 def test_before_any_indexing_everything_is_the_tail(world):
@@ -286,3 +296,89 @@ def test_query_grams():
     assert search.text_grams("café") == {search.BUCKET}
     assert search.text_grams("a\tbcd") == {search.BUCKET}
     assert search.text_grams("ab") == {search.BUCKET}  # too short for a trigram: checked by every search
+
+
+RANKS = {"critical": 4, "high": 3, "medium": 2, "low": 1, "info": 0}
+
+
+@pytest.fixture
+def ranked_world(world):
+    """The world with every severity (in a pattern unrelated to the ids), partly indexed: some findings
+    past the watermark (the tail) and one in a hole."""
+    admin, operator, sites = world
+    ids = db.session.scalars(sa.select(Finding.id).order_by(Finding.id)).all()
+    for n, finding_id in enumerate(ids):
+        severity = list(RANKS)[(n * 7) % 5]
+        db.session.execute(
+            sa.update(Finding)
+            .where(Finding.id == finding_id)
+            .values(severity=severity, severity_rank=RANKS[severity])
+        )
+    db.session.commit()
+    search.index_pending()
+    add_findings(sites, itertools.product(["Open redirect in cart", "XSS in cart"], LOCATIONS[:3]))
+    search.reindex([ids[5]])
+    db.session.commit()
+    return admin, operator, sites
+
+
+def like_page(user, q, sort, page, per_page, site_id=None, severity=None):
+    """Today's page: LIKE over what the user may see, in the list's order."""
+    from services.sites import only_visible_sites
+
+    query = sa.select(Finding.id).where(contains_text((Finding.title, Finding.location), q))
+    query = only_visible_sites(query, Finding.site_id, user)
+    if site_id is not None:
+        query = query.where(Finding.site_id == site_id)
+    if severity:
+        query = query.where(Finding.severity.in_(severity))
+    ids = db.session.scalars(query.order_by(*SORTS[sort])).all()
+    return ids[(page - 1) * per_page : page * per_page], len(ids)
+
+
+@pytest.mark.parametrize("sort", sorted(search.REF_ORDERS))
+def test_a_search_page_off_the_references_is_the_like_page_in_every_order(ranked_world, sort, monkeypatch):
+    admin, operator, sites = ranked_world
+    used = []
+    real = search.page_by_refs
+    monkeypatch.setattr(search, "page_by_refs", lambda *a, **k: used.append(real(*a, **k)) or used[-1])
+    for user in (admin, operator):
+        for q in ("com", "cart", "redirect", "xss", "cafe", "in ", "zz", "e"):
+            for filters in ({}, {"site_id": sites[0].id}, {"severity": ["high", "low"]}):
+                for per_page in (4, 7):
+                    page = 1
+                    while True:
+                        expected, total = like_page(user, q, sort, page, per_page, **filters)
+                        got = list_page(user, page, per_page, q=q, sort=sort, **filters)
+                        context = (user.role, q, filters, per_page, page)
+                        assert [f.id for f in got["items"]] == expected, context
+                        assert (got["total"], got["total_is_estimate"]) == (total, False), context
+                        if not expected:
+                            break
+                        page += 1
+    assert used and all(found is not None for found in used)  # the references answered every page
+
+
+def test_a_search_off_the_references_counts_up_to_the_bound(ranked_world, monkeypatch):
+    from services import paging
+
+    admin, _, _ = ranked_world
+    monkeypatch.setattr(paging, "COUNT_EXACT_UP_TO", 5)
+    matches = len(like_ids(admin, "com"))
+    assert matches > 5
+    first = list_page(admin, 1, 3, q="com")
+    assert (first["total"], first["total_is_estimate"]) == (5, True)
+    assert [f.id for f in first["items"]] == like_page(admin, "com", "-severity", 1, 3)[0]
+    # A page past the bound counts to its own end, and the last pages are exact again.
+    third = list_page(admin, 3, 3, q="com")
+    assert [f.id for f in third["items"]] == like_page(admin, "com", "-severity", 3, 3)[0]
+    assert third["total"] == min(9, matches) and third["total_is_estimate"] == (matches > 9)
+    assert list_page(admin, 1, 3, q="Open redirect in cart")["total_is_estimate"] is False
+
+
+def test_a_search_of_a_site_the_user_may_not_see_is_404(ranked_world):
+    from services.errors import NotFound
+
+    _, operator, sites = ranked_world
+    with pytest.raises(NotFound):
+        list_page(operator, 1, 20, site_id=sites[2].id, q="com")

@@ -27,8 +27,10 @@ class Findings(MethodView):
     @blp.response(200, page_of(FindingSchema))
     def get(self, args):
         """Findings of the sites the caller may see (default order: most severe first)"""
-        query = findings.list_findings(
+        return findings.list_page(
             current_user(),
+            args["page"],
+            args["per_page"],
             site_id=args.get("site_id"),
             severity=args.get("severity"),
             status=args.get("status"),
@@ -36,8 +38,6 @@ class Findings(MethodView):
             q=args.get("q"),
             sort=args["sort"],
         )
-        split = findings.split_by(current_user(), args.get("site_id"), args.get("status"), args["sort"])
-        return paginate(query, args, split=split)
 
 
 @blp.route("/<id:finding_id>")
