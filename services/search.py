@@ -167,9 +167,10 @@ def match_texts(q: str) -> TextMatch | None:
     return TextMatch(sa.select(texts.subquery().c.id), indexed_to, holes)
 
 
-def finding_ids(q: str, site_ids: list[int] | None) -> list[int] | None:
+def finding_ids(q: str, site_ids: list[int] | None, ranks: list[int] | None = None) -> list[int] | None:
     """Ids of findings that may contain `q` in title or location (every one that does), of `site_ids`
-    (None: every site); None when the index would not help (then LIKE alone filters)."""
+    (None: every site) and with a severity rank in `ranks` (None: any); None when the index would not
+    help (then LIKE alone filters)."""
     from services.models import Finding, SearchRef
 
     if site_ids == []:
@@ -183,6 +184,8 @@ def finding_ids(q: str, site_ids: list[int] | None) -> list[int] | None:
         refs = sa.select(SearchRef.finding_id).where(SearchRef.text_id.in_(texts[start : start + 1000]))
         if site_ids is not None:
             refs = refs.where(SearchRef.site_id.in_(site_ids))
+        if ranks is not None:
+            refs = refs.where(SearchRef.severity_rank.in_(ranks))
         # A finding has at most 2 references (title, location): reading 2 x (bound + 1) of them, a cut
         # answer always holds more than the bound, never too few. (DISTINCT with a LIMIT went through a
         # temporary table: 150 ms for the 12,500 references of "redirect" at 100,000 findings.)
@@ -196,6 +199,8 @@ def finding_ids(q: str, site_ids: list[int] | None) -> list[int] | None:
     )
     if site_ids is not None:
         tail = tail.where(Finding.site_id.in_(site_ids))
+    if ranks is not None:
+        tail = tail.where(Finding.severity_rank.in_(ranks))
     ids.update(db.session.scalars(tail.limit(CANDIDATES_MAX + 1)).all())
     if len(ids) > CANDIDATES_MAX:
         return None
