@@ -396,3 +396,14 @@ def test_candidates_are_narrowed_by_severity(ranked_world):
     candidates = search.finding_ids("com", None, [RANKS["high"]])
     ranks = set(db.session.scalars(sa.select(Finding.severity_rank).where(Finding.id.in_(candidates))))
     assert candidates and ranks == {RANKS["high"]}
+
+
+def test_many_matching_texts_are_used_as_a_subquery(ranked_world, monkeypatch):
+    admin, operator, sites = ranked_world
+    monkeypatch.setattr(search, "TEXT_LIST_MAX", 1)
+    for user in (admin, operator):
+        for q in ("com", "cart", "in "):
+            for sort in search.REF_ORDERS:
+                expected, total = like_page(user, q, sort, 2, 5)
+                got = list_page(user, 2, 5, q=q, sort=sort)
+                assert ([f.id for f in got["items"]], got["total"]) == (expected, total), (user.role, q, sort)
