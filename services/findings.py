@@ -114,7 +114,10 @@ def list_page(
             )
             return envelope(items, total, page, per_page, estimate)
     query = list_findings(user, site_id, severity, status, scanner, q, sort)
-    return paginate(query, {"page": page, "per_page": per_page}, split=split_by(user, site_id, status, sort))
+    # One site's big list is read in its order off the site's index for that order.
+    order_index = SITE_SORT_INDEXES.get(sort) if site_id is not None else None
+    split = split_by(user, site_id, status, sort)
+    return paginate(query, {"page": page, "per_page": per_page}, split=split, order_index=order_index)
 
 
 # The index on (site_id, the sort's column) each sort reads a site by (paginate's `split`).

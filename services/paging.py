@@ -45,9 +45,16 @@ class Split(NamedTuple):
 
 
 def paginate(
-    query: sa.Select, args: dict, count_query: sa.Select | None = None, split: Split | None = None
+    query: sa.Select,
+    args: dict,
+    count_query: sa.Select | None = None,
+    split: Split | None = None,
+    order_index: str | None = None,
 ) -> dict:
-    """Run `query` for one page. `count_query` may be a cheaper equivalent for the total. `split`: when
+    """Run `query` for one page. `count_query` may be a cheaper equivalent for the total. `order_index`:
+    the index that gives the query's order, which a big list's page is read through (MySQL took an index
+    of the filters instead and sorted every match: 130 ms against 18 for a site's 10,000 fixed zap
+    findings in severity order). `split`: when
     the query has the criterion `column IN (values)` and an index on (column, the query's order) serves
     each value's first rows, a big list is read as each value's first
     `offset + per_page` rows, merged (a few index entries per value, instead of the whole table's order
@@ -67,7 +74,8 @@ def paginate(
             page_ids = _split_page_ids(query, key, split, per_page, offset).subquery("page")
             items = db.session.scalars(query.where(key.in_(sa.select(page_ids.c.k)))).all()
             return envelope(items, bound, page, per_page, estimate=True)
-        return envelope(_page_by_ids(query, key, per_page, offset), bound, page, per_page, estimate=True)
+        items = _page_by_ids(query, key, per_page, offset, order_index)
+        return envelope(items, bound, page, per_page, estimate=True)
     if offset >= total:
         return envelope([], total, page, per_page)
     key = _single_key(query)
@@ -78,7 +86,7 @@ def paginate(
     return envelope(items, total, page, per_page)
 
 
-def _page_by_ids(query: sa.Select, key, per_page: int, offset: int) -> list:
+def _page_by_ids(query: sa.Select, key, per_page: int, offset: int, index: str | None = None) -> list:
     """The page's ids first, then their rows by primary key, in one statement (`id IN (SELECT id FROM
     (the page's ids) AS page)`: MySQL reads the 20 ids, then each row by its key). The ids come off an
     index alone when it holds the filters' columns; reading whole rows instead fetched every row the
@@ -88,7 +96,7 @@ def _page_by_ids(query: sa.Select, key, per_page: int, offset: int) -> list:
     the rest of the SQL of an admin's page.)"""
     if key is None:
         return db.session.scalars(query.limit(per_page).offset(offset)).all()
-    page = query.with_only_columns(key).limit(per_page).offset(offset).subquery("page")
+    page = _by_index(query.with_only_columns(key), index).limit(per_page).offset(offset).subquery("page")
     return db.session.scalars(query.where(key.in_(sa.select(page.c[0])))).all()
 
 

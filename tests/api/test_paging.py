@@ -257,3 +257,27 @@ def test_one_sites_findings_never_go_by_a_table_wide_index_on_mysql(operator):
     read = [s for s in sent if "FROM findings" in s]
     hinted = [s for s in read if "IGNORE INDEX (ix_findings_severity, ix_findings_status_sev" in s]
     assert read and len(hinted) == (len(read) if db.engine.dialect.name == "mysql" else 0)
+
+
+@pytest.mark.parametrize("sort", ["-severity", "last_seen_at", "-first_seen_at", "id"])
+def test_one_sites_big_list_is_read_through_the_sites_order_index_on_mysql(operator, monkeypatch, sort):
+    """A site's list with many matches reads its page off the site's index for the order (MySQL chose
+    the filters' index and sorted every match: 130 ms against 18 for 10,000 of a site's findings)."""
+    from services.extensions import db
+    from services.findings import SITE_SORT_INDEXES, list_findings
+
+    site = create_site(operator.user)
+    _findings([site], 60)
+    monkeypatch.setattr(paging, "COUNT_EXACT_UP_TO", 5)
+    statuses = ["open", "fixed"]
+    query = list_findings(operator.user, site_id=site.id, status=statuses, sort=sort)
+    expected = [finding.id for finding in db.session.scalars(query)]
+    with statements() as sent:
+        got = _all_pages(operator, f"/bugs?site_id={site.id}&sort={sort}&status=open&status=fixed")
+    assert got == expected and len(expected) > 8
+    forced = [s for s in sent if "FORCE INDEX" in s]
+    index = SITE_SORT_INDEXES.get(sort)
+    if db.engine.dialect.name == "mysql" and index:
+        assert forced and all(f"FORCE INDEX ({index})" in s for s in forced)
+    else:
+        assert not forced
