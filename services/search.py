@@ -183,7 +183,7 @@ def finding_ids(q: str, site_ids: list[int] | None, ranks: list[int] | None = No
     for start in range(0, len(texts), 1000):
         refs = sa.select(SearchRef.finding_id).where(SearchRef.text_id.in_(texts[start : start + 1000]))
         if site_ids is not None:
-            refs = refs.where(SearchRef.site_id.in_(site_ids))
+            refs = refs.where(_site_in(site_ids))
         if ranks is not None:
             refs = refs.where(SearchRef.severity_rank.in_(ranks))
         # A finding has at most 2 references (title, location): reading 2 x (bound + 1) of them, a cut
@@ -249,7 +249,7 @@ def page_by_refs(
         match.unindexed(Finding.id), contains_text((Finding.title, Finding.location), q)
     )
     if site_ids is not None:
-        refs = refs.where(SearchRef.site_id.in_(site_ids))
+        refs = refs.where(_site_in(site_ids))
         tail = tail.where(Finding.site_id.in_(site_ids))
     if ranks is not None:
         refs = refs.where(SearchRef.severity_rank.in_(ranks))
@@ -287,6 +287,16 @@ def page_by_refs(
     ).all()
     ids = list(dict.fromkeys(rows))  # in order, each once
     return ids[offset : offset + per_page], total, estimate
+
+
+def _site_in(site_ids: list[int]) -> sa.ColumnElement:
+    """References of `site_ids`, checked on each reference read by text rather than as a range of the
+    (text_id, site_id, ...) key: with both lists MariaDB may take every (text, site) pair for a range of
+    its own (90 texts x 55 sites for an operator's `site9801.example` at 1M findings: 50 ms, against
+    16 ms checked on each reference)."""
+    from services.models import SearchRef
+
+    return (SearchRef.site_id + 0).in_(site_ids)
 
 
 # Up to this many matching texts are read once and sent as a list to the statements that use them.
