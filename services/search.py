@@ -185,7 +185,7 @@ def finding_ids(q: str, site_ids: list[int] | None, ranks: list[int] | None = No
         if site_ids is not None:
             refs = refs.where(_site_in(site_ids))
         if ranks is not None:
-            refs = refs.where(SearchRef.severity_rank.in_(ranks))
+            refs = refs.where(ref_rank().in_(ranks))
         # A finding has at most 2 references (title, location): reading 2 x (bound + 1) of them, a cut
         # answer always holds more than the bound, never too few. (DISTINCT with a LIMIT went through a
         # temporary table: 150 ms for the 12,500 references of "redirect" at 100,000 findings.)
@@ -242,7 +242,7 @@ def page_by_refs(
         return None
     # Indexed findings by their references, the others (the tail) by LIKE: the two never overlap, and
     # a finding has at most two references (its title and its location may both contain q).
-    refs = sa.select(SearchRef.finding_id.label("id"), SearchRef.severity_rank.label("rank")).where(
+    refs = sa.select(SearchRef.finding_id.label("id"), ref_rank().label("rank")).where(
         SearchRef.text_id.in_(_texts_once(match.texts)), sa.not_(match.unindexed(SearchRef.finding_id))
     )
     tail = sa.select(Finding.id.label("id"), Finding.severity_rank.label("rank")).where(
@@ -252,9 +252,9 @@ def page_by_refs(
         refs = refs.where(_site_in(site_ids))
         tail = tail.where(Finding.site_id.in_(site_ids))
     if ranks is not None:
-        refs = refs.where(SearchRef.severity_rank.in_(ranks))
+        refs = refs.where(ref_rank().in_(ranks))
         tail = tail.where(Finding.severity_rank.in_(ranks))
-    columns = {"refs": {"id": SearchRef.finding_id, "rank": SearchRef.severity_rank},
+    columns = {"refs": {"id": SearchRef.finding_id, "rank": ref_rank()},
                "tail": {"id": Finding.id, "rank": Finding.severity_rank}}  # fmt: skip
 
     # The count: the first 2 x (bound + 1) rows, in any order; if that many came, more than `bound`
@@ -287,6 +287,15 @@ def page_by_refs(
     ).all()
     ids = list(dict.fromkeys(rows))  # in order, each once
     return ids[offset : offset + per_page], total, estimate
+
+
+def ref_rank() -> sa.ColumnElement:
+    """A reference's severity rank: its own, or its finding's when a worker older than the column wrote
+    it (during an upgrade; the subquery runs for those references only)."""
+    from services.models import Finding, SearchRef
+
+    of_finding = sa.select(Finding.severity_rank).where(Finding.id == SearchRef.finding_id).scalar_subquery()
+    return sa.func.coalesce(SearchRef.severity_rank, of_finding)
 
 
 def _site_in(site_ids: list[int]) -> sa.ColumnElement:

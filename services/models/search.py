@@ -61,7 +61,8 @@ class SearchRef(db.Model):
         BigId, sa.ForeignKey("findings.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
     )
     # The finding's, which never changes: a search's page in severity order is read off the references.
-    severity_rank: Mapped[int] = mapped_column(sa.SmallInteger, server_default="0")
+    # NULL on references a worker older than the column wrote during an upgrade (search.ref_rank).
+    severity_rank: Mapped[int | None] = mapped_column(sa.SmallInteger)
 
 
 class SearchState(db.Model):

@@ -407,3 +407,19 @@ def test_many_matching_texts_are_used_as_a_subquery(ranked_world, monkeypatch):
                 expected, total = like_page(user, q, sort, 2, 5)
                 got = list_page(user, 2, 5, q=q, sort=sort)
                 assert ([f.id for f in got["items"]], got["total"]) == (expected, total), (user.role, q, sort)
+
+
+def test_references_without_a_rank_read_their_findings(ranked_world):
+    """A sync worker of the release before the column, still running while the migration ran, writes
+    references without a severity rank: searches take the finding's."""
+    admin, operator, _ = ranked_world
+    db.session.execute(sa.update(SearchRef).where(SearchRef.finding_id % 3 == 0).values(severity_rank=None))
+    db.session.commit()
+    for user in (admin, operator):
+        for q in ("com", "in ", "cart"):
+            for sort in search.REF_ORDERS:
+                for severity in (None, ["high", "info"]):
+                    expected, total = like_page(user, q, sort, 1, 50, severity=severity)
+                    got = list_page(user, 1, 50, q=q, sort=sort, severity=severity)
+                    assert [f.id for f in got["items"]] == expected, (user.role, q, sort, severity)
+                    assert got["total"] == total
