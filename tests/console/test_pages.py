@@ -513,6 +513,13 @@ def test_findings_filters_are_checked(console_as, seeded):
         assert owner.get(f"/sites/{site.id}?{query}").status_code == 200, query
     assert "XSS" not in text(owner.get(f"/sites/{site.id}?severity=low"))
     assert "XSS" in text(owner.get(f"/sites/{site.id}?severity=high&status=open"))
+    # q= before the search index has the findings (the tail) and after (the references)
+    from services import search
+
+    for _ in range(2):
+        assert "XSS" in text(owner.get(f"/sites/{site.id}?q=xss"))
+        assert "XSS" not in text(owner.get(f"/sites/{site.id}?q=no-such-words"))
+        search.index_pending()
     assert owner.get(f"/sites/{site.id}/chart.json?window=1y").status_code == 400
     for window in ("24h", "7d", "30d"):
         assert owner.get(f"/sites/{site.id}/chart.json?window={window}").get_json()["points"] == []
