@@ -1,18 +1,20 @@
 """Free-text filters (`q=`) of the lists, and the trigram index that makes `q` on findings fast.
 
 The result of `q` is always exactly `LIKE '%q%'` on the columns (title or location for findings), with the
-collation's case rules: that predicate is in every query. On findings, the index only narrows which rows
-the database checks it on (docs/domain.md, "Search"):
+collation's case rules. On findings (docs/domain.md, "Search"):
 
-- candidates: the findings whose title or location is a text listed under the query's rarest trigrams
-  (lower-cased printable ASCII; a text with any other character is listed under gram 0 and is checked
-  by every search, because the collation's rules for it are not byte rules);
-- plus the tail: findings the index has not reached yet (id above `indexed_to`, or in a hole).
+- the matching texts (`match_texts`): the distinct titles and locations listed under the query's rarest
+  trigrams (lower-cased printable ASCII; a text with any other character is listed under gram 0 and is
+  checked by every search, because the collation's rules for it are not byte rules), checked with LIKE;
+- the tail: findings the index has not reached yet (id above `indexed_to`, or in a hole), checked with
+  LIKE on the findings themselves.
 
-A text that contains q contains every trigram of q, so the candidates hold every match; LIKE then drops
-the rest. When the candidates would be many (a common word, a query shorter than three characters, an
-indexer far behind), the index is not used: then matches are dense and the ordered scan of today finds a
-page quickly, its count stopping at paging's bound.
+A text that contains q contains every trigram of q, so nothing is missed. A page in severity or id order
+is read off the matching texts' references, which carry the finding's site and severity
+(`page_by_refs`); other lists take the references' findings as candidates and keep LIKE in the query
+(`finding_ids`). When the index cannot narrow (every trigram common, a query of one or two characters
+found in too many trigrams, an indexer far behind), the list is the ordered scan with LIKE, its count
+stopping at paging's bound.
 
 The index is written by `index_pending`, run by the sync worker (not by imports, whose speed is budgeted).
 """
