@@ -11,8 +11,8 @@ and commits a `queued` import naming it (services/imports.py, `queue_report`). E
   report with `services.imports.import_report` in ONE transaction, which commits the findings and the
   import's final state (`done`, counts) together. Nothing of an unfinished run is ever visible: a
   killed worker's transaction is rolled back by the database;
-- progress (rows read, created/reopened/unchanged so far) goes to the import's row after each batch,
-  at most every PROGRESS_INTERVAL_S, from another connection (MySQL; on SQLite, whose one writer is the
+- progress (rows read, created/reopened/unchanged so far) goes to the import's row after the first
+  batch and then at most every PROGRESS_INTERVAL_S, from another connection (MySQL; on SQLite, whose one writer is the
   import, the counts appear when it ends);
 - an import found `running` with its lock free is run again from the start, up to IMPORT_MAX_ATTEMPTS
   runs in all; then it is `failed` ("the sync worker running it stopped ..."). A malformed report is
@@ -244,7 +244,7 @@ class _Progress:
     def __init__(self, import_id: int, stopping: threading.Event | None):
         self.import_id = import_id
         self.stopping = stopping
-        self.next_at = time.monotonic() + PROGRESS_INTERVAL_S
+        self.next_at = time.monotonic()  # the first batch shows at once, then every PROGRESS_INTERVAL_S
         # The import's transaction holds SQLite's one write lock: no other connection may write.
         self.publish = db.engine.dialect.name != "sqlite"
 

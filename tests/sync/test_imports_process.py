@@ -13,7 +13,7 @@ from tests.services.test_imports import nuclei_report
 from tests.sync.test_process import Workers, wait_for
 
 pytestmark = pytest.mark.slow
-TOTAL = 20_000
+TOTAL = 50_000  # a few seconds of import on a fast machine: time to see it running and kill it
 
 
 @pytest.fixture
