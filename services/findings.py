@@ -44,6 +44,11 @@ TABLE_WIDE_INDEXES = (
 )
 
 
+def _listed() -> sa.Select:
+    """Findings as lists show them: the long text columns are left out (GET /bugs/{id} has them)."""
+    return sa.select(Finding).options(defer(Finding.description), defer(Finding.evidence))
+
+
 def _ranks(severity: list[str] | None) -> list[int] | None:
     return sorted({SEVERITY_RANK[name] for name in severity}) if severity else None
 
@@ -57,9 +62,7 @@ def list_findings(
     q: str | None = None,
     sort: str = DEFAULT_SORT,
 ) -> sa.Select:
-    # Long text columns are left out of lists; GET /bugs/{id} has them.
-    query = sa.select(Finding).options(defer(Finding.description), defer(Finding.evidence))
-    query = filter_visible(query, Finding.site_id, user, site_id)
+    query = filter_visible(_listed(), Finding.site_id, user, site_id)
     if site_id is not None:
         # One site's list has its own (site_id, ...) index for every order. MySQL took a table-wide
         # order index when a filter seemed to make the site's rows rare (for site 1's fixed zap findings
@@ -110,12 +113,8 @@ def list_page(
         found = search.page_by_refs(q, site_ids, ranks, sort, per_page, offset, bound)
         if found is not None:
             ids, total, estimate = found
-            rows = sa.select(Finding).options(defer(Finding.description), defer(Finding.evidence))
-            items = (
-                db.session.scalars(rows.where(Finding.id.in_(ids)).order_by(*SORTS[sort])).all()
-                if ids
-                else []
-            )
+            rows = _listed().where(Finding.id.in_(ids)).order_by(*SORTS[sort])
+            items = db.session.scalars(rows).all() if ids else []
             return envelope(items, total, page, per_page, estimate)
     query = list_findings(user, site_id, severity, status, scanner, q, sort)
     # One site's big list is read in its order off the site's index for that order.

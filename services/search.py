@@ -180,29 +180,26 @@ def finding_ids(q: str, site_ids: list[int] | None, ranks: list[int] | None = No
     match = match_texts(q)
     if match is None:
         return None
+    refs, tail = _narrowed(
+        sa.select(SearchRef.finding_id),
+        sa.select(Finding.id).where(
+            match.unindexed(Finding.id), contains_text((Finding.title, Finding.location), q)
+        ),
+        site_ids,
+        ranks,
+    )
     texts = db.session.scalars(match.texts).all()
     ids: set[int] = set()
     for start in range(0, len(texts), 1000):
-        refs = sa.select(SearchRef.finding_id).where(SearchRef.text_id.in_(texts[start : start + 1000]))
-        if site_ids is not None:
-            refs = refs.where(_site_in(site_ids))
-        if ranks is not None:
-            refs = refs.where(ref_rank().in_(ranks))
+        chunk = refs.where(SearchRef.text_id.in_(texts[start : start + 1000]))
         # A finding has at most 2 references (title, location): reading 2 x (bound + 1) of them, a cut
         # answer always holds more than the bound, never too few. (DISTINCT with a LIMIT went through a
         # temporary table: 150 ms for the 12,500 references of "redirect" at 100,000 findings.)
-        ids.update(db.session.scalars(refs.limit(2 * (CANDIDATES_MAX + 1))).all())
+        ids.update(db.session.scalars(chunk.limit(2 * (CANDIDATES_MAX + 1))).all())
         if len(ids) > CANDIDATES_MAX:
             return None
 
     # The tail: not indexed yet, checked with LIKE (an id range of the primary key).
-    tail = sa.select(Finding.id).where(
-        match.unindexed(Finding.id), contains_text((Finding.title, Finding.location), q)
-    )
-    if site_ids is not None:
-        tail = tail.where(Finding.site_id.in_(site_ids))
-    if ranks is not None:
-        tail = tail.where(Finding.severity_rank.in_(ranks))
     ids.update(db.session.scalars(tail.limit(CANDIDATES_MAX + 1)).all())
     if len(ids) > CANDIDATES_MAX:
         return None
@@ -244,18 +241,16 @@ def page_by_refs(
         return None
     # Indexed findings by their references, the others (the tail) by LIKE: the two never overlap, and
     # a finding has at most two references (its title and its location may both contain q).
-    refs = sa.select(SearchRef.finding_id.label("id"), ref_rank().label("rank")).where(
-        SearchRef.text_id.in_(_texts_once(match.texts)), sa.not_(match.unindexed(SearchRef.finding_id))
+    refs, tail = _narrowed(
+        sa.select(SearchRef.finding_id.label("id"), ref_rank().label("rank")).where(
+            SearchRef.text_id.in_(_texts_once(match.texts)), sa.not_(match.unindexed(SearchRef.finding_id))
+        ),
+        sa.select(Finding.id.label("id"), Finding.severity_rank.label("rank")).where(
+            match.unindexed(Finding.id), contains_text((Finding.title, Finding.location), q)
+        ),
+        site_ids,
+        ranks,
     )
-    tail = sa.select(Finding.id.label("id"), Finding.severity_rank.label("rank")).where(
-        match.unindexed(Finding.id), contains_text((Finding.title, Finding.location), q)
-    )
-    if site_ids is not None:
-        refs = refs.where(_site_in(site_ids))
-        tail = tail.where(Finding.site_id.in_(site_ids))
-    if ranks is not None:
-        refs = refs.where(ref_rank().in_(ranks))
-        tail = tail.where(Finding.severity_rank.in_(ranks))
     columns = {"refs": {"id": SearchRef.finding_id, "rank": ref_rank()},
                "tail": {"id": Finding.id, "rank": Finding.severity_rank}}  # fmt: skip
 
@@ -289,6 +284,18 @@ def page_by_refs(
     ).all()
     ids = list(dict.fromkeys(rows))  # in order, each once
     return ids[offset : offset + per_page], total, estimate
+
+
+def _narrowed(refs: sa.Select, tail: sa.Select, site_ids, ranks) -> tuple[sa.Select, sa.Select]:
+    """A search's references and its tail (unindexed findings), both kept to `site_ids` and `ranks`
+    (None: any)."""
+    from services.models import Finding
+
+    if site_ids is not None:
+        refs, tail = refs.where(_site_in(site_ids)), tail.where(Finding.site_id.in_(site_ids))
+    if ranks is not None:
+        refs, tail = refs.where(ref_rank().in_(ranks)), tail.where(Finding.severity_rank.in_(ranks))
+    return refs, tail
 
 
 def ref_rank() -> sa.ColumnElement:

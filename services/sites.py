@@ -310,6 +310,10 @@ def only_visible_sites(query: sa.Select, site_id_column, user: User) -> sa.Selec
     return query if ids is None else query.where(site_id_column.in_(ids))
 
 
+# session.info key of visible_ids' answers, by user id.
+_VISIBLE_MEMO = "cloudeye_visible_site_ids"
+
+
 def visible_ids(user: User) -> list[int] | None:
     """The ids of the sites `user` may read, resolved now; None for an admin (all). Two indexed lookups
     (owned, shared) rather than `visible_site_ids`, whose OR made MariaDB scan the owner index of every
@@ -329,9 +333,6 @@ def visible_ids(user: User) -> list[int] | None:
     known = tuple(sorted(set(owned) | set(shared)))
     session.info.setdefault(_VISIBLE_MEMO, {})[user.id] = known
     return list(known)
-
-
-_VISIBLE_MEMO = "cloudeye_visible_site_ids"
 
 
 @sa.event.listens_for(sa.orm.Session, "after_transaction_end")
